@@ -1,0 +1,32 @@
+"""numba compilation flags, in one place.
+
+Two flavours, because the model's contract is bit-for-bit reproducibility while its
+summary statistics only need to agree within 1e-9:
+
+* ``STRICT``: IEEE float64 in source order. No fast-math, so LLVM may neither
+  reassociate sums nor fuse multiply-adds; this is what lets the compiled model
+  equal the NumPy reference to the last bit.
+* ``REDUCTION``: reductions (sums, maxima) over a frame may be reassociated, which
+  lets LLVM vectorise them. Used only for per-step statistics and features.
+
+``cache=True`` writes compiled machine code next to the sources (or to
+``NUMBA_CACHE_DIR``), so a new process - a sweep worker, a Dagster step - loads it
+instead of compiling again. ``tests/mfn_core/test_jit_cache.py`` starts several
+processes at once on an empty cache to show this is safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STRICT: dict[str, Any] = {
+    "nogil": True,  # sweeps run kernels on threads; the GIL must not serialise them
+    "cache": True,
+    "error_model": "numpy",  # float division by zero gives inf/nan, no Python check per op
+    "fastmath": False,
+}
+
+REDUCTION: dict[str, Any] = {
+    **STRICT,
+    "fastmath": {"reassoc", "nsz", "contract"},
+}

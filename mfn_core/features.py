@@ -1,0 +1,475 @@
+"""The 18 canonical MFN features (MODEL.md section 4) and the field-relative ones (section 5).
+
+Temporal features are functions of per-step scalars (:class:`StepTrace`), so a run
+never needs its (T, N, N) history: the simulation kernel fills the trace as it goes,
+and :func:`features_from_history` fills the same trace from a stored history with
+the same kernel.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from mfn_core._jit import REDUCTION, STRICT
+from mfn_core.errors import ParamError
+
+FloatArray = NDArray[np.float64]
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "D_box",
+    "D_r2",
+    "V_min",
+    "V_max",
+    "V_mean",
+    "V_std",
+    "V_skew",
+    "V_kurt",
+    "dV_mean",
+    "dV_max",
+    "T_stable",
+    "E_trend",
+    "f_active",
+    "N_clusters_low",
+    "N_clusters_med",
+    "N_clusters_high",
+    "max_cluster_size",
+    "cluster_size_std",
+)
+EXTENDED_FEATURE_NAMES: tuple[str, ...] = ("D_box_rel", "D_r2_rel", "N_clusters_rel", "H_entropy")
+ALL_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES + EXTENDED_FEATURE_NAMES
+COUNT_FEATURES: frozenset[str] = frozenset(
+    {"T_stable", "N_clusters_low", "N_clusters_med", "N_clusters_high", "max_cluster_size",
+     "N_clusters_rel"}
+)
+
+# Thresholds of the 4.1 structural features, in volts (MODEL.md section 4).
+THRESHOLD_LOW, THRESHOLD_MED, THRESHOLD_HIGH = -0.060, -0.050, -0.040
+STABLE_STD_MV = 0.001  # per-step std of |dV| below which a step counts as stable
+STABLE_RUN = 10  # consecutive stable steps that define T_stable
+BOX_SCALES = 5
+ENTROPY_BINS = 64
+RELATIVE_PERCENTILE = 90.0
+
+_TEMPORAL_SLOT = FEATURE_NAMES.index("dV_mean")  # dV_mean, dV_max, T_stable, E_trend
+_TEMPORAL_COUNT = 4
+
+
+@dataclass(frozen=True)
+class StepTrace:
+    """Per-step scalars of a run, from which the temporal features follow.
+
+    ``energy[k]`` is sum(frame^2) in mV^2 for frame k+1 (k = 0..T-1). The other arrays
+    describe D_t = |frame t - frame t-1| in mV for t = 2..T (index k = t-2):
+    its mean, max and population std, and ``diff_norm`` = ||V_t - V_{t-1}||_2 in volts.
+    """
+
+    energy: FloatArray
+    dv_mean: FloatArray
+    dv_max: FloatArray
+    dv_std: FloatArray
+    diff_norm: FloatArray
+
+    @classmethod
+    def empty(cls, steps: int) -> StepTrace:
+        pairs = max(steps - 1, 0)
+        return cls(np.empty(steps), *(np.empty(pairs) for _ in range(4)))
+
+
+# ---------------------------------------------------------------------------
+# Per-step scalars (shared by the simulation kernel and features_from_history)
+
+
+@numba.njit(**REDUCTION)
+def _energy_mv(frame: FloatArray) -> float:
+    total = 0.0
+    for r in range(frame.shape[0]):
+        for c in range(frame.shape[1]):
+            x = frame[r, c] * 1000.0
+            total += x * x
+    return total
+
+
+@numba.njit(**REDUCTION)
+def _diff_scalars(
+    prev: FloatArray, cur: FloatArray, shift: float
+) -> tuple[float, float, float, float]:
+    """Mean, max and std of |cur - prev| in mV, and the L2 norm of cur - prev in volts.
+
+    The variance is taken about ``shift`` (the previous step's mean) in one pass:
+    with a shift close to the mean the usual cancellation of E[d^2] - E[d]^2 vanishes,
+    and a second pass over the frame is saved.
+    """
+    total = 0.0
+    dev2 = 0.0
+    sq = 0.0
+    peak = 0.0
+    for r in range(cur.shape[0]):
+        for c in range(cur.shape[1]):
+            d = abs(cur[r, c] * 1000.0 - prev[r, c] * 1000.0)
+            total += d
+            dev2 += (d - shift) * (d - shift)
+            peak = max(peak, d)
+            v = cur[r, c] - prev[r, c]
+            sq += v * v
+    n = cur.shape[0] * cur.shape[1]
+    mean = total / n
+    var = dev2 / n - (mean - shift) * (mean - shift)
+    return mean, peak, math.sqrt(max(var, 0.0)), math.sqrt(sq)
+
+
+@numba.njit(**STRICT)
+def _record_step(
+    prev: FloatArray,
+    cur: FloatArray,
+    t: int,
+    energy: FloatArray,
+    dv_mean: FloatArray,
+    dv_max: FloatArray,
+    dv_std: FloatArray,
+    diff_norm: FloatArray,
+) -> None:
+    """Fill trace slot for frame t (0-based) given frames t-1 (``prev``) and t (``cur``)."""
+    energy[t] = _energy_mv(cur)
+    if t >= 1:
+        k = t - 1
+        shift = dv_mean[k - 1] if k >= 1 else 0.0
+        dv_mean[k], dv_max[k], dv_std[k], diff_norm[k] = _diff_scalars(prev, cur, shift)
+
+
+@numba.njit(**STRICT)
+def _trace_history(
+    history: FloatArray,
+    energy: FloatArray,
+    dv_mean: FloatArray,
+    dv_max: FloatArray,
+    dv_std: FloatArray,
+    diff_norm: FloatArray,
+) -> None:
+    for t in range(history.shape[0]):
+        prev = history[t - 1] if t >= 1 else history[0]
+        _record_step(prev, history[t], t, energy, dv_mean, dv_max, dv_std, diff_norm)
+
+
+# ---------------------------------------------------------------------------
+# Temporal features and the lyapunov indicator, from the trace
+
+
+@numba.njit(**STRICT)
+def _slope(y: FloatArray) -> float:
+    """Least-squares slope of y against 0..len(y)-1 (centred, so large y stay exact)."""
+    n = y.shape[0]
+    t_mean = (n - 1) / 2.0
+    y_mean = 0.0
+    for k in range(n):
+        y_mean += y[k]
+    y_mean /= n
+    sxy = 0.0
+    sxx = 0.0
+    for k in range(n):
+        dt = k - t_mean
+        sxy += dt * (y[k] - y_mean)
+        sxx += dt * dt
+    return sxy / sxx
+
+
+@numba.njit(**STRICT)
+def _temporal(
+    energy: FloatArray,
+    dv_mean: FloatArray,
+    dv_max: FloatArray,
+    dv_std: FloatArray,
+    out: FloatArray,
+) -> None:
+    """dV_mean, dV_max, T_stable, E_trend into out[0:4]."""
+    steps = energy.shape[0]
+    if steps < 2:
+        out[:4] = 0.0
+        return
+    # Every D_t holds N^2 values, so the mean of all values is the mean of step means.
+    total = 0.0
+    peak = 0.0
+    for k in range(steps - 1):
+        total += dv_mean[k]
+        peak = max(peak, dv_max[k])
+    out[0] = total / (steps - 1)
+    out[1] = peak
+    stable = float(steps)
+    if steps > STABLE_RUN:
+        run = 0
+        for k in range(steps - 1):
+            run = run + 1 if dv_std[k] < STABLE_STD_MV else 0
+            if run == STABLE_RUN:
+                stable = float(k - STABLE_RUN + 2)
+                break
+    out[2] = stable
+    out[3] = _slope(energy)
+
+
+@numba.njit(**STRICT)
+def _lyapunov(diff_norm: FloatArray) -> float:
+    total = 0.0
+    count = 0
+    for k in range(diff_norm.shape[0]):
+        if diff_norm[k] > 1e-10:
+            total += math.log(diff_norm[k])
+            count += 1
+    return total / count if count else 0.0
+
+
+# ---------------------------------------------------------------------------
+# Features of one field
+
+
+@functools.cache
+def box_sizes(grid_size: int) -> NDArray[np.int64]:
+    """Box edge lengths used by D_box for an N x N grid (MODEL.md section 4.1)."""
+    s_max = max(min(2 * 2 ** (BOX_SCALES - 1), grid_size // 2), 2)
+    sizes = np.unique(np.geomspace(2, s_max, BOX_SCALES).astype(np.int64))
+    sizes.setflags(write=False)
+    return sizes
+
+
+@numba.njit(**STRICT)
+def _box_dimension(mask: NDArray[np.bool_], sizes: NDArray[np.int64]) -> tuple[float, float]:
+    """Box-counting dimension of ``mask`` and the R^2 of its log-log fit."""
+    n = mask.shape[0]
+    xs = np.empty(sizes.shape[0])
+    ys = np.empty(sizes.shape[0])
+    kept = 0
+    for j in range(sizes.shape[0]):
+        s = sizes[j]
+        m = n // s
+        if m < 1:
+            continue
+        count = 0
+        for br in range(m):
+            for bc in range(m):
+                hit = False
+                for r in range(br * s, br * s + s):
+                    for c in range(bc * s, bc * s + s):
+                        if mask[r, c]:
+                            hit = True
+                            break
+                    if hit:
+                        break
+                count += hit
+        if count > 0:
+            xs[kept] = math.log(1.0 / s)
+            ys[kept] = math.log(count)
+            kept += 1
+    if kept < 2:
+        return 0.0, 0.0
+    x_mean = xs[:kept].mean()
+    y_mean = ys[:kept].mean()
+    sxx = sxy = syy = 0.0
+    for j in range(kept):
+        dx = xs[j] - x_mean
+        dy = ys[j] - y_mean
+        sxx += dx * dx
+        sxy += dx * dy
+        syy += dy * dy
+    slope = sxy / sxx
+    if syy == 0.0:
+        return slope, 0.0
+    intercept = y_mean - slope * x_mean
+    ss_res = 0.0
+    for j in range(kept):
+        e = ys[j] - (slope * xs[j] + intercept)
+        ss_res += e * e
+    return slope, min(max(1.0 - ss_res / syy, 0.0), 1.0)
+
+
+@numba.njit(**STRICT)
+def _component_sizes(mask: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Sizes of the 4-connected components of ``mask`` (no wrap-around), by flood fill."""
+    rows, cols = mask.shape
+    seen = np.zeros((rows, cols), dtype=np.bool_)
+    stack = np.empty(rows * cols, dtype=np.int64)
+    sizes = np.empty(rows * cols, dtype=np.int64)
+    found = 0
+    for start in range(rows * cols):
+        r0, c0 = divmod(start, cols)
+        if not mask[r0, c0] or seen[r0, c0]:
+            continue
+        seen[r0, c0] = True
+        stack[0] = start
+        top = 1
+        size = 0
+        while top:
+            top -= 1
+            r, c = divmod(stack[top], cols)
+            size += 1
+            if r > 0 and mask[r - 1, c] and not seen[r - 1, c]:
+                seen[r - 1, c] = True
+                stack[top] = (r - 1) * cols + c
+                top += 1
+            if r + 1 < rows and mask[r + 1, c] and not seen[r + 1, c]:
+                seen[r + 1, c] = True
+                stack[top] = (r + 1) * cols + c
+                top += 1
+            if c > 0 and mask[r, c - 1] and not seen[r, c - 1]:
+                seen[r, c - 1] = True
+                stack[top] = r * cols + c - 1
+                top += 1
+            if c + 1 < cols and mask[r, c + 1] and not seen[r, c + 1]:
+                seen[r, c + 1] = True
+                stack[top] = r * cols + c + 1
+                top += 1
+        sizes[found] = size
+        found += 1
+    return sizes[:found]
+
+
+@numba.njit(**STRICT)
+def _percentile_linear(values: FloatArray, q: float) -> float:
+    """NumPy's default (linear) percentile of a 1-D array, same rounding as NumPy."""
+    n = values.shape[0]
+    virtual = (n - 1) * (q / 100.0)
+    lower = int(math.floor(virtual))
+    upper = min(lower + 1, n - 1)
+    part = np.partition(values, lower)
+    a = part[lower]
+    b = a
+    if upper > lower:
+        b = part[upper]
+        for k in range(upper + 1, n):
+            b = min(b, part[k])
+    gamma = virtual - lower
+    diff = b - a
+    if gamma >= 0.5:
+        return b - diff * (1.0 - gamma)
+    return a + diff * gamma
+
+
+@numba.njit(**STRICT)
+def _entropy_bits(field: FloatArray, bins: int) -> float:
+    """Shannon entropy of a histogram of ``field`` over [min, max], binned like NumPy."""
+    lo = field.min()
+    hi = field.max()
+    if lo == hi:
+        return 0.0
+    edges = np.linspace(lo, hi, bins + 1)
+    norm = bins / (hi - lo)
+    counts = np.zeros(bins, dtype=np.int64)
+    for x in field.ravel():
+        k = int((x - lo) * norm)
+        if k == bins:
+            k = bins - 1
+        # The float index can be off by one at an edge; edges decide, as in NumPy.
+        if x < edges[k]:
+            k -= 1
+        elif k != bins - 1 and x >= edges[k + 1]:
+            k += 1
+        counts[k] += 1
+    total = field.size
+    entropy = 0.0
+    for k in range(bins):
+        if counts[k]:
+            p = counts[k] / total
+            entropy -= p * math.log2(p)
+    return entropy
+
+
+@numba.njit(**STRICT)
+def _field_features(field: FloatArray, sizes: NDArray[np.int64], out: FloatArray) -> None:
+    """Every non-temporal feature of one final field (volts), in ALL_FEATURE_NAMES order."""
+    active = field > THRESHOLD_LOW
+    out[0], out[1] = _box_dimension(active, sizes)
+    n = field.size
+    mean = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for x in field.ravel():
+        v = x * 1000.0
+        mean += v
+        lo = min(lo, v)
+        hi = max(hi, v)
+    mean /= n
+    m2 = m3 = m4 = 0.0
+    for x in field.ravel():
+        z = x * 1000.0 - mean
+        z2 = z * z
+        m2 += z2
+        m3 += z2 * z
+        m4 += z2 * z2
+    std = math.sqrt(m2 / n)
+    out[2], out[3], out[4], out[5] = lo, hi, mean, std
+    if std <= 1e-10:
+        out[6] = out[7] = 0.0
+    else:
+        out[6] = (m3 / n) / std**3
+        out[7] = (m4 / n) / std**4 - 3.0
+    low = _component_sizes(active)
+    out[12] = active.sum() / n
+    out[13] = low.shape[0]
+    out[14] = _component_sizes(field > THRESHOLD_MED).shape[0]
+    out[15] = _component_sizes(field > THRESHOLD_HIGH).shape[0]
+    out[16] = low.max() if low.shape[0] else 0
+    out[17] = low.std() if low.shape[0] >= 2 else 0.0
+    top = field > _percentile_linear(field.ravel(), RELATIVE_PERCENTILE)
+    out[18], out[19] = _box_dimension(top, sizes)
+    out[20] = _component_sizes(top).shape[0]
+    out[21] = _entropy_bits(field, ENTROPY_BINS)
+
+
+# ---------------------------------------------------------------------------
+# Public wrappers
+
+
+def compute_features(field: FloatArray, trace: StepTrace) -> dict[str, float | int]:
+    """All features (canonical then extended) of a run from its final field and trace."""
+    values = np.empty(len(ALL_FEATURE_NAMES))
+    _field_features(field, box_sizes(field.shape[0]), values)
+    _temporal(
+        trace.energy,
+        trace.dv_mean,
+        trace.dv_max,
+        trace.dv_std,
+        values[_TEMPORAL_SLOT : _TEMPORAL_SLOT + _TEMPORAL_COUNT],
+    )
+    return {
+        name: int(value) if name in COUNT_FEATURES else float(value)
+        for name, value in zip(ALL_FEATURE_NAMES, values, strict=True)
+    }
+
+
+def trace_from_history(history: FloatArray) -> StepTrace:
+    """The per-step scalars of a stored (T, N, N) history in volts."""
+    trace = StepTrace.empty(history.shape[0])
+    _trace_history(
+        history, trace.energy, trace.dv_mean, trace.dv_max, trace.dv_std, trace.diff_norm
+    )
+    return trace
+
+
+def features_from_history(array: NDArray[np.floating]) -> dict[str, float | int]:
+    """The 18 canonical features of a (T, N, N) history or a single (N, N) field, in volts."""
+    history = _as_history(array)
+    everything = compute_features(history[-1], trace_from_history(history))
+    return {name: everything[name] for name in FEATURE_NAMES}
+
+
+def _as_history(array: object) -> FloatArray:
+    if not isinstance(array, np.ndarray):
+        raise ParamError(f"history must be a numpy array, got {type(array).__name__}")
+    if array.dtype.kind not in "fiu" or array.dtype == np.bool_:
+        raise ParamError(f"history dtype {array.dtype} is not numeric; allowed: float or int")
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if array.ndim != 3 or array.shape[1] != array.shape[2]:
+        raise ParamError(
+            f"history shape {array.shape} is not (T, N, N) or (N, N); allowed: square frames"
+        )
+    if array.shape[0] < 1 or array.shape[1] < 2:
+        raise ParamError(f"history shape {array.shape} is empty; allowed: T >= 1 and N >= 2")
+    history = np.ascontiguousarray(array, dtype=np.float64)
+    if not np.isfinite(history).all():
+        frame = int(np.argwhere(~np.isfinite(history))[0][0])
+        raise ParamError(f"history holds NaN or Inf (first in frame {frame}); allowed: finite")
+    return history

@@ -1,0 +1,165 @@
+"""Model parameters: names, defaults and valid ranges from MODEL.md section 1."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal, TypeAlias
+
+from mfn_core.errors import ParamError
+
+Boundary: TypeAlias = Literal["periodic", "neumann", "dirichlet"]
+BOUNDARIES: tuple[Boundary, ...] = ("periodic", "neumann", "dirichlet")
+SEED_MAX = 2**63 - 1  # seeds are stored as Int64 columns
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How one parameter is checked: its kind and inclusive bounds or choices."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def allowed(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind is bool:
+            return "true or false"
+        noun = "an integer" if self.kind is int else "a number"
+        return f"{noun} in [{self.low:g}, {self.high:g}]"
+
+
+PARAM_SPECS: dict[str, ParamSpec] = {
+    "grid_size": ParamSpec(int, 4, 1024),
+    "steps": ParamSpec(int, 1, 100_000),
+    "alpha": ParamSpec(float, 0.05, 0.24),
+    "d_activator": ParamSpec(float, 0.01, 0.24),
+    "d_inhibitor": ParamSpec(float, 0.01, 0.24),
+    "r_activator": ParamSpec(float, 0.001, 0.1),
+    "r_inhibitor": ParamSpec(float, 0.001, 0.1),
+    "turing_enabled": ParamSpec(bool),
+    "turing_threshold": ParamSpec(float, 0.5, 0.95),
+    "spike_probability": ParamSpec(float, 0.0, 1.0),
+    "quantum_jitter": ParamSpec(bool),
+    "jitter_var": ParamSpec(float, 0.0, 0.01),
+    "boundary": ParamSpec(str, choices=BOUNDARIES),
+    "seed": ParamSpec(int, 0, SEED_MAX),
+}
+
+
+def check_value(name: str, value: object, where: str = "") -> Any:
+    """Return ``value`` as the parameter's Python type, or raise ParamError.
+
+    ``where`` prefixes the message (a file and field) when the value came from a file.
+    """
+    spec = PARAM_SPECS[name]
+    label = f"{where}{name}" if where else name
+
+    def fail(problem: str) -> ParamError:
+        return ParamError(f"{label} = {value!r} {problem}; allowed: {spec.allowed()}")
+
+    if spec.kind is bool:
+        if not isinstance(value, bool):
+            raise fail("is not a boolean")
+        return value
+    if spec.kind is str:
+        if not isinstance(value, str) or value not in spec.choices:
+            raise fail("is not a known choice")
+        return value
+    # bool is an int subclass; True as a grid size is a mistake, not a 1.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail("is not a number")
+    if spec.kind is int:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise fail("is not an integer")
+            value = int(value)
+        number: float = value
+    else:
+        number = float(value)
+        if not math.isfinite(number):
+            raise fail("is not finite")
+    assert spec.low is not None and spec.high is not None
+    if not spec.low <= number <= spec.high:
+        raise fail("is out of range")
+    return number
+
+
+def unknown_names(names: object, known: Mapping[str, object] | tuple[str, ...]) -> str:
+    """A message listing unknown names, with the nearest known name for each."""
+    parts = []
+    for name in sorted(map(str, names)):  # type: ignore[call-overload]
+        close = difflib.get_close_matches(name, list(known), n=1)
+        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True, init=False)
+class SimParams:
+    """Validated, immutable parameters of one simulation run.
+
+    Every value is checked on construction; a wrong type, an out-of-range value or
+    an unknown name raises :class:`ParamError` naming the parameter, the value and
+    the allowed range.
+    """
+
+    grid_size: int
+    steps: int
+    alpha: float
+    d_activator: float
+    d_inhibitor: float
+    r_activator: float
+    r_inhibitor: float
+    turing_enabled: bool
+    turing_threshold: float
+    spike_probability: float
+    quantum_jitter: bool
+    jitter_var: float
+    boundary: Boundary
+    seed: int
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        grid_size: int = 64,
+        steps: int = 100,
+        alpha: float = 0.18,
+        d_activator: float = 0.10,
+        d_inhibitor: float = 0.05,
+        r_activator: float = 0.01,
+        r_inhibitor: float = 0.02,
+        turing_enabled: bool = True,
+        turing_threshold: float = 0.75,
+        spike_probability: float = 0.25,
+        quantum_jitter: bool = False,
+        jitter_var: float = 0.0005,
+        boundary: Boundary = "periodic",
+        **unknown: object,
+    ) -> None:
+        if unknown:
+            raise ParamError(
+                f"unknown parameter {unknown_names(unknown, PARAM_SPECS)}; "
+                f"known: {', '.join(PARAM_SPECS)}"
+            )
+        given = dict(locals())
+        for name in PARAM_SPECS:
+            object.__setattr__(self, name, check_value(name, given[name]))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> SimParams:
+        """Build from a mapping such as a parsed YAML document (``seed`` required)."""
+        if "seed" not in values:
+            raise ParamError("seed is required; allowed: an integer in [0, 2^63-1]")
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def cell_steps(self) -> int:
+        return self.grid_size * self.grid_size * self.steps
