@@ -28,5 +28,5 @@ STRICT: dict[str, Any] = {
 
 REDUCTION: dict[str, Any] = {
     **STRICT,
-    "fastmath": {"reassoc", "nsz", "contract"},
+    "fastmath": True,
 }

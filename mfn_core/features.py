@@ -85,61 +85,74 @@ class StepTrace:
 # Per-step scalars (shared by the simulation kernel and features_from_history)
 
 
-@numba.njit(**REDUCTION)
-def _energy_mv(frame: FloatArray) -> float:
-    total = 0.0
-    for r in range(frame.shape[0]):
-        for c in range(frame.shape[1]):
-            x = frame[r, c] * 1000.0
-            total += x * x
-    return total
+# Slots of the per-step accumulator filled row by row.
+_ACC_SUM, _ACC_DEV2, _ACC_SQ, _ACC_ENERGY, _ACC_MAX = range(5)
+ACC_SIZE = 5
 
 
 @numba.njit(**REDUCTION)
-def _diff_scalars(
-    prev: FloatArray, cur: FloatArray, shift: float
-) -> tuple[float, float, float, float]:
-    """Mean, max and std of |cur - prev| in mV, and the L2 norm of cur - prev in volts.
+def _accumulate_row(
+    prev: FloatArray, cur: FloatArray, shift: float, acc: FloatArray, scratch: FloatArray
+) -> None:
+    """Add one row's statistics of d = |cur - prev| (mV) and its energy to ``acc``.
 
-    The variance is taken about ``shift`` (the previous step's mean) in one pass:
-    with a shift close to the mean the usual cancellation of E[d^2] - E[d]^2 vanishes,
-    and a second pass over the frame is saved.
+    Works row by row so the simulation can call it while the row is still in L1.
+    The variance is taken about ``shift`` (the previous step's mean): with a shift
+    close to the mean the cancellation of E[d^2] - E[d]^2 vanishes, in one pass.
+    The maximum runs as its own loop over ``scratch`` so the sums stay vectorised.
     """
     total = 0.0
     dev2 = 0.0
     sq = 0.0
-    peak = 0.0
-    for r in range(cur.shape[0]):
-        for c in range(cur.shape[1]):
-            d = abs(cur[r, c] * 1000.0 - prev[r, c] * 1000.0)
-            total += d
-            dev2 += (d - shift) * (d - shift)
-            peak = max(peak, d)
-            v = cur[r, c] - prev[r, c]
-            sq += v * v
-    n = cur.shape[0] * cur.shape[1]
-    mean = total / n
-    var = dev2 / n - (mean - shift) * (mean - shift)
-    return mean, peak, math.sqrt(max(var, 0.0)), math.sqrt(sq)
+    energy = 0.0
+    for c in range(cur.shape[0]):
+        x = cur[c] * 1000.0
+        d = abs(x - prev[c] * 1000.0)
+        scratch[c] = d
+        total += d
+        dev2 += (d - shift) * (d - shift)
+        v = cur[c] - prev[c]
+        sq += v * v
+        energy += x * x
+    peak = acc[_ACC_MAX]
+    for c in range(cur.shape[0]):
+        peak = scratch[c] if scratch[c] > peak else peak
+    acc[_ACC_SUM] += total
+    acc[_ACC_DEV2] += dev2
+    acc[_ACC_SQ] += sq
+    acc[_ACC_ENERGY] += energy
+    acc[_ACC_MAX] = peak
 
 
 @numba.njit(**STRICT)
-def _record_step(
-    prev: FloatArray,
-    cur: FloatArray,
+def _step_shift(t: int, dv_mean: FloatArray) -> float:
+    """Centre for the variance of step t: the previous step's mean |dV|."""
+    return dv_mean[t - 2] if t >= 2 else 0.0
+
+
+@numba.njit(**STRICT)
+def _finish_step(
+    acc: FloatArray,
+    cells: int,
     t: int,
+    shift: float,
     energy: FloatArray,
     dv_mean: FloatArray,
     dv_max: FloatArray,
     dv_std: FloatArray,
     diff_norm: FloatArray,
 ) -> None:
-    """Fill trace slot for frame t (0-based) given frames t-1 (``prev``) and t (``cur``)."""
-    energy[t] = _energy_mv(cur)
+    """Turn the accumulated rows of frame t (0-based) into its trace slot; reset ``acc``."""
+    energy[t] = acc[_ACC_ENERGY]
     if t >= 1:
         k = t - 1
-        shift = dv_mean[k - 1] if k >= 1 else 0.0
-        dv_mean[k], dv_max[k], dv_std[k], diff_norm[k] = _diff_scalars(prev, cur, shift)
+        mean = acc[_ACC_SUM] / cells
+        var = acc[_ACC_DEV2] / cells - (mean - shift) * (mean - shift)
+        dv_mean[k] = mean
+        dv_max[k] = acc[_ACC_MAX]
+        dv_std[k] = math.sqrt(max(var, 0.0))
+        diff_norm[k] = math.sqrt(acc[_ACC_SQ])
+    acc[:] = 0.0
 
 
 @numba.njit(**STRICT)
@@ -151,9 +164,16 @@ def _trace_history(
     dv_std: FloatArray,
     diff_norm: FloatArray,
 ) -> None:
+    n = history.shape[1]
+    acc = np.zeros(ACC_SIZE)
+    scratch = np.empty(history.shape[2])
     for t in range(history.shape[0]):
         prev = history[t - 1] if t >= 1 else history[0]
-        _record_step(prev, history[t], t, energy, dv_mean, dv_max, dv_std, diff_norm)
+        shift = _step_shift(t, dv_mean)
+        for r in range(n):
+            _accumulate_row(prev[r], history[t, r], shift, acc, scratch)
+        _finish_step(acc, n * history.shape[2], t, shift, energy, dv_mean, dv_max, dv_std,
+                     diff_norm)
 
 
 # ---------------------------------------------------------------------------

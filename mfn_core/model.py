@@ -17,7 +17,15 @@ from numpy.typing import NDArray
 
 from mfn_core._jit import STRICT
 from mfn_core.errors import ParamError, SimulationError
-from mfn_core.features import StepTrace, _lyapunov, _record_step, compute_features
+from mfn_core.features import (
+    ACC_SIZE,
+    StepTrace,
+    _accumulate_row,
+    _finish_step,
+    _lyapunov,
+    _step_shift,
+    compute_features,
+)
 from mfn_core.params import BOUNDARIES, SimParams
 
 FloatArray = NDArray[np.float64]
@@ -54,56 +62,54 @@ class Run:
 
 
 @numba.njit(**STRICT)
-def _laplacian_row(
-    up: FloatArray, row: FloatArray, down: FloatArray, boundary: int, out: FloatArray
-) -> None:
-    """5-point Laplacian of one row, summed in the operand order MODEL.md fixes per boundary."""
-    n = row.shape[0]
-    if boundary == DIRICHLET:
-        out[0] = ((down[0] + up[0]) + row[1]) + 0.0 - 4.0 * row[0]
-        for c in range(1, n - 1):
-            out[c] = ((down[c] + up[c]) + row[c + 1]) + row[c - 1] - 4.0 * row[c]
-        out[n - 1] = ((down[n - 1] + up[n - 1]) + 0.0) + row[n - 2] - 4.0 * row[n - 1]
-        return
-    left_edge = row[0] if boundary == NEUMANN else row[n - 1]
-    right_edge = row[n - 1] if boundary == NEUMANN else row[0]
-    out[0] = ((up[0] + down[0]) + left_edge) + row[1] - 4.0 * row[0]
-    for c in range(1, n - 1):
-        out[c] = ((up[c] + down[c]) + row[c - 1]) + row[c + 1] - 4.0 * row[c]
-    out[n - 1] = ((up[n - 1] + down[n - 1]) + row[n - 2]) + right_edge - 4.0 * row[n - 1]
+def _fill_halo(u: FloatArray, boundary: int) -> None:
+    """Set the one-cell frame around the interior of a padded (n+2, n+2) array.
+
+    Padding turns every boundary into plain neighbour reads, so the stencil loop has
+    no branches and LLVM can vectorise it. Corners are never read by the 5-point stencil.
+    """
+    n = u.shape[0] - 2
+    for k in range(1, n + 1):
+        if boundary == PERIODIC:
+            u[0, k] = u[n, k]
+            u[n + 1, k] = u[1, k]
+            u[k, 0] = u[k, n]
+            u[k, n + 1] = u[k, 1]
+        elif boundary == NEUMANN:
+            u[0, k] = u[1, k]
+            u[n + 1, k] = u[n, k]
+            u[k, 0] = u[k, 1]
+            u[k, n + 1] = u[k, n]
+        else:
+            u[0, k] = 0.0
+            u[n + 1, k] = 0.0
+            u[k, 0] = 0.0
+            u[k, n + 1] = 0.0
+
+
+@numba.njit(**STRICT, inline="always")
+def _laplacian(u: FloatArray, r: int, c: int) -> float:
+    """5-point Laplacian at (r, c) of a padded array: ((up + down) + left) + right - 4u.
+
+    MODEL.md adds right before left for dirichlet; the kernel gets that order by
+    storing dirichlet fields mirrored left-right (see ``simulate``), which keeps this
+    loop free of per-cell selects so LLVM vectorises it.
+    """
+    return ((u[r - 1, c] + u[r + 1, c]) + u[r, c - 1]) + u[r, c + 1] - 4.0 * u[r, c]
 
 
 @numba.njit(**STRICT)
-def _neighbour_rows(
-    u: FloatArray, r: int, boundary: int, zeros: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    n = u.shape[0]
-    if r > 0:
-        up = u[r - 1]
-    elif boundary == PERIODIC:
-        up = u[n - 1]
-    elif boundary == NEUMANN:
-        up = u[0]
-    else:
-        up = zeros
-    if r < n - 1:
-        down = u[r + 1]
-    elif boundary == PERIODIC:
-        down = u[0]
-    elif boundary == NEUMANN:
-        down = u[n - 1]
-    else:
-        down = zeros
-    return up, down
-
-
-@numba.njit(**STRICT)
-def _clamp_count(x: float, lo: float, hi: float) -> tuple[float, int]:
-    if x < lo:
-        return lo, 1
-    if x > hi:
-        return hi, 1
-    return x, 0
+def _clamp_row(row: FloatArray, n: int) -> tuple[int, int]:
+    """Clamp row[1..n] to [V_MIN, V_MAX]; return (cells changed, NaN cells)."""
+    clamped = nans = 0
+    for c in range(1, n + 1):
+        v = row[c]
+        nans += v != v
+        low = v < V_MIN
+        high = v > V_MAX
+        clamped += low + high
+        row[c] = V_MIN if low else (V_MAX if high else v)
+    return clamped, nans
 
 
 @numba.njit(**STRICT)
@@ -134,74 +140,101 @@ def _run_kernel(
     trace_diff_norm: FloatArray,
     counters: NDArray[np.int64],
 ) -> FloatArray:
-    """Run all steps; return the final V buffer.
+    """Run all steps on padded (n+2, n+2) arrays; return the padded final V buffer.
 
-    counters receives growth, turing, clamping events, then (step, array) of the first
-    non-finite value, step 0 meaning none.
+    counters receives growth, turing and clamping events, then (step, array) of the
+    first NaN, step 0 meaning none.
     """
-    n = V.shape[0]
-    zeros = np.zeros(n)
-    lap_v = np.empty(n)
-    lap_a = np.empty(n)
-    lap_i = np.empty(n)
+    n = V.shape[0] - 2
+    mirrored = boundary == DIRICHLET  # columns stored right to left
+    clamp_now = not quantum_jitter  # with jitter, the clamp follows the noise
+    acc = np.zeros(ACC_SIZE)
+    scratch = np.empty(n)
     growth = turing = clamped = 0
     for t in range(steps):
         spike_row = -1
         spike_col = 0
-        before_spike = 0.0
+        before_spike = spiked = 0.0
         if rng.random() < spike_probability:
-            spike_row = rng.integers(0, n)
-            spike_col = rng.integers(0, n)
+            spike_row = rng.integers(0, n) + 1
+            spike_col = rng.integers(0, n) + 1
+            if mirrored:
+                spike_col = n + 1 - spike_col
             before_spike = V[spike_row, spike_col]
-            V[spike_row, spike_col] = before_spike + rng.normal(SPIKE_MEAN, SPIKE_STD)
+            spiked = before_spike + rng.normal(SPIKE_MEAN, SPIKE_STD)
+            V[spike_row, spike_col] = spiked
             growth += 1
+        _fill_halo(V, boundary)
+        if turing_enabled:
+            _fill_halo(a, boundary)
+            _fill_halo(i, boundary)
+        shift = _step_shift(t, trace_dv_mean)
 
-        bad_v = bad_a = bad_i = 0
-        for r in range(n):
-            up, down = _neighbour_rows(V, r, boundary, zeros)
-            _laplacian_row(up, V[r], down, boundary, lap_v)
+        nan_v = nan_a = nan_i = 0
+        for r in range(1, n + 1):
             if turing_enabled:
-                up, down = _neighbour_rows(a, r, boundary, zeros)
-                _laplacian_row(up, a[r], down, boundary, lap_a)
-                up, down = _neighbour_rows(i, r, boundary, zeros)
-                _laplacian_row(up, i[r], down, boundary, lap_i)
-                for c in range(n):
-                    v = V[r, c] + alpha * lap_v[c]
+                for c in range(1, n + 1):
+                    v = V[r, c] + alpha * _laplacian(V, r, c)
                     ac = a[r, c]
                     ic = i[r, c]
-                    an = ac + (d_activator * lap_a[c] + r_activator * (ac * (1.0 - ac) - ic))
-                    inh = ic + (d_inhibitor * lap_i[c] + r_inhibitor * (ac - ic))
-                    if an > turing_threshold:
-                        v = v + TURING_BOOST
-                        turing += 1
-                    an = min(max(an, 0.0), 1.0) if an == an else an
-                    inh = min(max(inh, 0.0), 1.0) if inh == inh else inh
-                    bad_a += not (abs(an) < np.inf)
-                    bad_i += not (abs(inh) < np.inf)
-                    a_next[r, c] = an
-                    i_next[r, c] = inh
+                    an = ac + (
+                        d_activator * _laplacian(a, r, c)
+                        + r_activator * (ac * (1.0 - ac) - ic)
+                    )
+                    inh = ic + (
+                        d_inhibitor * _laplacian(i, r, c)
+                        + r_inhibitor * (ac - ic)
+                    )
+                    active = an > turing_threshold
+                    v = v + TURING_BOOST if active else v
+                    turing += active
+                    nan_a += an != an
+                    nan_i += inh != inh
+                    a_next[r, c] = 0.0 if an < 0.0 else (1.0 if an > 1.0 else an)
+                    i_next[r, c] = 0.0 if inh < 0.0 else (1.0 if inh > 1.0 else inh)
+                    if clamp_now:
+                        nan_v += v != v
+                        low = v < V_MIN
+                        high = v > V_MAX
+                        clamped += low + high
+                        v = V_MIN if low else (V_MAX if high else v)
                     V_next[r, c] = v
             else:
-                for c in range(n):
-                    V_next[r, c] = V[r, c] + alpha * lap_v[c]
-        for r in range(n):
-            for c in range(n):
-                v = V_next[r, c]
-                if quantum_jitter:
-                    v = v + rng.normal(0.0, jitter_sd)
-                v, hit = _clamp_count(v, V_MIN, V_MAX)
-                clamped += hit
-                bad_v += not (abs(v) < np.inf)
-                V_next[r, c] = v
+                for c in range(1, n + 1):
+                    v = V[r, c] + alpha * _laplacian(V, r, c)
+                    if clamp_now:
+                        nan_v += v != v
+                        low = v < V_MIN
+                        high = v > V_MAX
+                        clamped += low + high
+                        v = V_MIN if low else (V_MAX if high else v)
+                    V_next[r, c] = v
+            if quantum_jitter:
+                continue  # noise, clamp and statistics follow once every row is updated
+            # The row just written is still in L1: take its statistics now.
+            if r == spike_row:
+                V[r, spike_col] = before_spike  # frame t-1 is the state before the spike
+            _accumulate_row(V[r, 1 : n + 1], V_next[r, 1 : n + 1], shift, acc, scratch)
+            if r == spike_row:
+                V[r, spike_col] = spiked  # the next row's stencil reads the spiked value
+        if quantum_jitter:
+            if spike_row >= 0:
+                V[spike_row, spike_col] = before_spike
+            for r in range(1, n + 1):
+                for k in range(1, n + 1):
+                    c = n + 1 - k if mirrored else k  # draws follow the model's row-major order
+                    V_next[r, c] = V_next[r, c] + rng.normal(0.0, jitter_sd)
+                hits, nans = _clamp_row(V_next[r], n)
+                clamped += hits
+                nan_v += nans
+                _accumulate_row(V[r, 1 : n + 1], V_next[r, 1 : n + 1], shift, acc, scratch)
 
-        if bad_v or bad_a or bad_i:
+        if nan_v or nan_a or nan_i:
             counters[3] = t + 1
-            counters[4] = 0 if bad_v else (1 if bad_a else 2)
+            counters[4] = 0 if nan_v else (1 if nan_a else 2)
             break
-        if spike_row >= 0:
-            V[spike_row, spike_col] = before_spike  # the trace compares against frame t-1
-        _record_step(
-            V, V_next, t, trace_energy, trace_dv_mean, trace_dv_max, trace_dv_std,
+        _finish_step(
+            acc, n * n, t, shift, trace_energy, trace_dv_mean, trace_dv_max, trace_dv_std,
             trace_diff_norm,
         )
         V, V_next = V_next, V
@@ -212,6 +245,13 @@ def _run_kernel(
     counters[1] = turing
     counters[2] = clamped
     return V
+
+
+def _padded(interior: FloatArray, mirrored: bool) -> FloatArray:
+    n = interior.shape[0]
+    out = np.empty((n + 2, n + 2))
+    out[1:-1, 1:-1] = interior[:, ::-1] if mirrored else interior
+    return out
 
 
 def simulate(params: SimParams) -> Run:
@@ -228,7 +268,9 @@ def simulate(params: SimParams) -> Run:
     i = rng.uniform(0, AI_INIT_HIGH, size=(n, n))
     trace = StepTrace.empty(params.steps)
     counters = np.zeros(5, dtype=np.int64)
-    final = _run_kernel(
+    mirrored = params.boundary == "dirichlet"
+    V, a, i = (_padded(x, mirrored) for x in (V, a, i))
+    final_padded = _run_kernel(
         V, a, i, np.empty_like(V), np.empty_like(a), np.empty_like(i), rng,
         params.steps, params.alpha, params.d_activator, params.d_inhibitor,
         params.r_activator, params.r_inhibitor, params.turing_enabled,
@@ -241,6 +283,8 @@ def simulate(params: SimParams) -> Run:
             f"run with seed {params.seed} failed at step {counters[3]}: "
             f"{_ARRAY_NAMES[counters[4]]} holds NaN or Inf"
         )
+    interior = final_padded[1:-1, 1:-1]
+    final = np.ascontiguousarray(interior[:, ::-1] if mirrored else interior)
     final.setflags(write=False)
     metrics = RunMetrics(
         growth_events=int(counters[0]),
