@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, TypeAlias
 
@@ -51,13 +51,13 @@ PARAM_SPECS: dict[str, ParamSpec] = {
 }
 
 
-def check_value(name: str, value: object, where: str = "") -> Any:
-    """Return ``value`` as the parameter's Python type, or raise ParamError.
+def check_value(name: str, value: object, label: str | None = None) -> Any:
+    """Return ``value`` as parameter ``name``'s Python type, or raise ParamError.
 
-    ``where`` prefixes the message (a file and field) when the value came from a file.
+    ``label`` replaces the name in the message, e.g. "small.yaml: sweep.alpha[2]".
     """
     spec = PARAM_SPECS[name]
-    label = f"{where}{name}" if where else name
+    label = label or name
 
     def fail(problem: str) -> ParamError:
         return ParamError(f"{label} = {value!r} {problem}; allowed: {spec.allowed()}")
@@ -89,11 +89,12 @@ def check_value(name: str, value: object, where: str = "") -> Any:
     return number
 
 
-def unknown_names(names: object, known: Mapping[str, object] | tuple[str, ...]) -> str:
+def unknown_names(names: Iterable[object], known: Iterable[str]) -> str:
     """A message listing unknown names, with the nearest known name for each."""
+    known = list(known)
     parts = []
-    for name in sorted(map(str, names)):  # type: ignore[call-overload]
-        close = difflib.get_close_matches(name, list(known), n=1)
+    for name in sorted(map(str, names)):
+        close = difflib.get_close_matches(name, known, n=1)
         parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     return ", ".join(parts)
 

@@ -1,0 +1,207 @@
+"""Presets: one YAML file describes a sweep of runs (DESIGN.md, Configuration).
+
+Sample order reproduces MFN 4.1: a counter sim_id starts at 0; the cartesian grid of
+the ``sweep`` values (in the order listed) is cycled, each grid point giving
+``seeds_per_config`` consecutive runs with seed = base_seed + sim_id, until
+``num_samples`` runs exist.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mfn_core.errors import ParamError
+from mfn_core.params import PARAM_SPECS, SEED_MAX, SimParams, check_value, unknown_names
+
+NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
+MAX_SAMPLES = 1_000_000
+REQUIRED_KEYS = ("name", "grid_size", "steps", "num_samples", "seeds_per_config", "base_seed")
+OPTIONAL_KEYS = ("description", "sweep", "params")
+# Set at the top level (grid_size, steps) or by the sample order (seed), never in
+# sweep: or params:.
+_NOT_SWEEPABLE = ("grid_size", "steps", "seed")
+
+
+class PresetError(ParamError):
+    """A preset file is unreadable or invalid; the message names file, field and value."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A validated preset: fixed parameters plus a sweep grid expanded in 4.1 order."""
+
+    name: str
+    description: str
+    grid_size: int
+    steps: int
+    num_samples: int
+    seeds_per_config: int
+    base_seed: int
+    sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """The sweep's cartesian grid, first listed parameter outermost."""
+        names = [name for name, _ in self.sweep]
+        return [
+            dict(zip(names, combo, strict=True))
+            for combo in itertools.product(*(values for _, values in self.sweep))
+        ]
+
+    def runs(self) -> Iterator[tuple[int, SimParams]]:
+        """(sim_id, parameters) of every run, in the 4.1 sample order."""
+        points = itertools.cycle(self.grid_points())
+        sim_id = 0
+        while sim_id < self.num_samples:
+            point = next(points)
+            for _ in range(self.seeds_per_config):
+                if sim_id == self.num_samples:
+                    return
+                yield sim_id, SimParams(
+                    grid_size=self.grid_size,
+                    steps=self.steps,
+                    seed=self.base_seed + sim_id,
+                    **{**self.params, **point},
+                )
+                sim_id += 1
+
+    @property
+    def cell_steps(self) -> int:
+        return self.grid_size * self.grid_size * self.steps * self.num_samples
+
+
+def load_preset(path: str | Path) -> Preset:
+    """Read and validate one preset file; raise PresetError naming file, field and value."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresetError(f"{path}: cannot read preset file ({exc})") from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PresetError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_preset(document, path)
+
+
+def parse_preset(document: object, path: Path) -> Preset:
+    """Validate a parsed YAML document as a preset read from ``path``."""
+    if not isinstance(document, dict):
+        raise PresetError(
+            f"{path}: the document is a {type(document).__name__}; allowed: a mapping of "
+            f"{', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}"
+        )
+    unknown = [key for key in document if key not in REQUIRED_KEYS + OPTIONAL_KEYS]
+    if unknown:
+        raise PresetError(
+            f"{path}: unknown field {unknown_names(unknown, REQUIRED_KEYS + OPTIONAL_KEYS)}; "
+            f"allowed: {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in document]
+    if missing:
+        raise PresetError(f"{path}: missing required field {', '.join(missing)}")
+
+    name = document["name"]
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise PresetError(
+            f"{path}: name = {name!r} is not a valid preset name; "
+            "allowed: 1 to 64 characters from a-z, 0-9, '_' and '-'"
+        )
+    description = document.get("description", "")
+    if not isinstance(description, str):
+        raise PresetError(f"{path}: description = {description!r} is not text; allowed: a string")
+
+    def integer(key: str, low: int, high: int) -> int:
+        value = document[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise PresetError(
+                f"{path}: {key} = {value!r} is invalid; allowed: an integer in [{low}, {high}]"
+            )
+        return value
+
+    grid_size = _checked(path, "grid_size", document["grid_size"], "grid_size")
+    steps = _checked(path, "steps", document["steps"], "steps")
+    num_samples = integer("num_samples", 1, MAX_SAMPLES)
+    seeds_per_config = integer("seeds_per_config", 1, MAX_SAMPLES)
+    base_seed = integer("base_seed", 0, SEED_MAX - num_samples)
+
+    sweep = _parse_sweep(document.get("sweep") or {}, path)
+    params = _parse_params(document.get("params") or {}, path, {key for key, _ in sweep})
+    return Preset(
+        name=name,
+        description=description.strip(),
+        grid_size=grid_size,
+        steps=steps,
+        num_samples=num_samples,
+        seeds_per_config=seeds_per_config,
+        base_seed=base_seed,
+        sweep=sweep,
+        params=params,
+        source=path,
+    )
+
+
+def _checked(path: Path, param: str, value: object, label: str) -> Any:
+    try:
+        return check_value(param, value, f"{path}: {label}")
+    except ParamError as exc:
+        raise PresetError(str(exc)) from None
+
+
+def _sweepable(key: object, path: Path, section: str) -> str:
+    if not isinstance(key, str) or key not in PARAM_SPECS or key in _NOT_SWEEPABLE:
+        allowed = [name for name in PARAM_SPECS if name not in _NOT_SWEEPABLE]
+        raise PresetError(
+            f"{path}: {section}.{key} is not a model parameter that can be set here "
+            f"({unknown_names([key], allowed)}); allowed: {', '.join(allowed)} "
+            "(grid_size and steps are top-level fields, seeds come from base_seed)"
+        )
+    return key
+
+
+def _parse_sweep(section: object, path: Path) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    if not isinstance(section, dict):
+        raise PresetError(
+            f"{path}: sweep = {section!r} is not a mapping; allowed: parameter -> list of values"
+        )
+    sweep = []
+    for key, values in section.items():
+        name = _sweepable(key, path, "sweep")
+        if not isinstance(values, list) or not values:
+            raise PresetError(
+                f"{path}: sweep.{name} = {values!r} is not a non-empty list; "
+                "allowed: a list of values, e.g. [0.1, 0.2]"
+            )
+        checked = tuple(
+            _checked(path, name, value, f"sweep.{name}[{k}]") for k, value in enumerate(values)
+        )
+        sweep.append((name, checked))
+    points = math.prod(len(values) for _, values in sweep)
+    if points > MAX_SAMPLES:
+        raise PresetError(f"{path}: sweep has {points} grid points; allowed: at most {MAX_SAMPLES}")
+    return tuple(sweep)
+
+
+def _parse_params(section: object, path: Path, swept: set[str]) -> dict[str, Any]:
+    if not isinstance(section, dict):
+        raise PresetError(
+            f"{path}: params = {section!r} is not a mapping; allowed: parameter -> value"
+        )
+    params = {}
+    for key, value in section.items():
+        name = _sweepable(key, path, "params")
+        if name in swept:
+            raise PresetError(
+                f"{path}: params.{name} is also swept; allowed: set it in sweep or params, not both"
+            )
+        params[name] = _checked(path, name, value, f"params.{name}")
+    return params
