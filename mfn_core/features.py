@@ -44,8 +44,14 @@ FEATURE_NAMES: tuple[str, ...] = (
 EXTENDED_FEATURE_NAMES: tuple[str, ...] = ("D_box_rel", "D_r2_rel", "N_clusters_rel", "H_entropy")
 ALL_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES + EXTENDED_FEATURE_NAMES
 COUNT_FEATURES: frozenset[str] = frozenset(
-    {"T_stable", "N_clusters_low", "N_clusters_med", "N_clusters_high", "max_cluster_size",
-     "N_clusters_rel"}
+    {
+        "T_stable",
+        "N_clusters_low",
+        "N_clusters_med",
+        "N_clusters_high",
+        "max_cluster_size",
+        "N_clusters_rel",
+    }
 )
 
 # Thresholds of the 4.1 structural features, in volts (MODEL.md section 4).
@@ -172,8 +178,9 @@ def _trace_history(
         shift = _step_shift(t, dv_mean)
         for r in range(n):
             _accumulate_row(prev[r], history[t, r], shift, acc, scratch)
-        _finish_step(acc, n * history.shape[2], t, shift, energy, dv_mean, dv_max, dv_std,
-                     diff_norm)
+        _finish_step(
+            acc, n * history.shape[2], t, shift, energy, dv_mean, dv_max, dv_std, diff_norm
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -351,7 +358,7 @@ def _percentile_linear(values: FloatArray, q: float) -> float:
     """NumPy's default (linear) percentile of a 1-D array, same rounding as NumPy."""
     n = values.shape[0]
     virtual = (n - 1) * (q / 100.0)
-    lower = int(math.floor(virtual))
+    lower = math.floor(virtual)
     upper = min(lower + 1, n - 1)
     part = np.partition(values, lower)
     a = part[lower]
@@ -363,8 +370,8 @@ def _percentile_linear(values: FloatArray, q: float) -> float:
     gamma = virtual - lower
     diff = b - a
     if gamma >= 0.5:
-        return b - diff * (1.0 - gamma)
-    return a + diff * gamma
+        return float(b - diff * (1.0 - gamma))
+    return float(a + diff * gamma)
 
 
 @numba.njit(**STRICT)

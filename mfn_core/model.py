@@ -95,7 +95,7 @@ def _laplacian(u: FloatArray, r: int, c: int) -> float:
     storing dirichlet fields mirrored left-right (see ``simulate``), which keeps this
     loop free of per-cell selects so LLVM vectorises it.
     """
-    return ((u[r - 1, c] + u[r + 1, c]) + u[r, c - 1]) + u[r, c + 1] - 4.0 * u[r, c]
+    return float(((u[r - 1, c] + u[r + 1, c]) + u[r, c - 1]) + u[r, c + 1] - 4.0 * u[r, c])
 
 
 @numba.njit(**STRICT)
@@ -104,7 +104,7 @@ def _clamp_row(row: FloatArray, n: int) -> tuple[int, int]:
     clamped = nans = 0
     for c in range(1, n + 1):
         v = row[c]
-        nans += v != v
+        nans += math.isnan(v)
         low = v < V_MIN
         high = v > V_MAX
         clamped += low + high
@@ -178,22 +178,18 @@ def _run_kernel(
                     ac = a[r, c]
                     ic = i[r, c]
                     an = ac + (
-                        d_activator * _laplacian(a, r, c)
-                        + r_activator * (ac * (1.0 - ac) - ic)
+                        d_activator * _laplacian(a, r, c) + r_activator * (ac * (1.0 - ac) - ic)
                     )
-                    inh = ic + (
-                        d_inhibitor * _laplacian(i, r, c)
-                        + r_inhibitor * (ac - ic)
-                    )
+                    inh = ic + (d_inhibitor * _laplacian(i, r, c) + r_inhibitor * (ac - ic))
                     active = an > turing_threshold
                     v = v + TURING_BOOST if active else v
                     turing += active
-                    nan_a += an != an
-                    nan_i += inh != inh
+                    nan_a += math.isnan(an)
+                    nan_i += math.isnan(inh)
                     a_next[r, c] = 0.0 if an < 0.0 else (1.0 if an > 1.0 else an)
                     i_next[r, c] = 0.0 if inh < 0.0 else (1.0 if inh > 1.0 else inh)
                     if clamp_now:
-                        nan_v += v != v
+                        nan_v += math.isnan(v)
                         low = v < V_MIN
                         high = v > V_MAX
                         clamped += low + high
@@ -203,7 +199,7 @@ def _run_kernel(
                 for c in range(1, n + 1):
                     v = V[r, c] + alpha * _laplacian(V, r, c)
                     if clamp_now:
-                        nan_v += v != v
+                        nan_v += math.isnan(v)
                         low = v < V_MIN
                         high = v > V_MAX
                         clamped += low + high
@@ -234,7 +230,14 @@ def _run_kernel(
             counters[4] = 0 if nan_v else (1 if nan_a else 2)
             break
         _finish_step(
-            acc, n * n, t, shift, trace_energy, trace_dv_mean, trace_dv_max, trace_dv_std,
+            acc,
+            n * n,
+            t,
+            shift,
+            trace_energy,
+            trace_dv_mean,
+            trace_dv_max,
+            trace_dv_std,
             trace_diff_norm,
         )
         V, V_next = V_next, V
@@ -271,12 +274,31 @@ def simulate(params: SimParams) -> Run:
     mirrored = params.boundary == "dirichlet"
     V, a, i = (_padded(x, mirrored) for x in (V, a, i))
     final_padded = _run_kernel(
-        V, a, i, np.empty_like(V), np.empty_like(a), np.empty_like(i), rng,
-        params.steps, params.alpha, params.d_activator, params.d_inhibitor,
-        params.r_activator, params.r_inhibitor, params.turing_enabled,
-        params.turing_threshold, params.spike_probability, params.quantum_jitter,
-        math.sqrt(params.jitter_var), BOUNDARIES.index(params.boundary),
-        trace.energy, trace.dv_mean, trace.dv_max, trace.dv_std, trace.diff_norm, counters,
+        V,
+        a,
+        i,
+        np.empty_like(V),
+        np.empty_like(a),
+        np.empty_like(i),
+        rng,
+        params.steps,
+        params.alpha,
+        params.d_activator,
+        params.d_inhibitor,
+        params.r_activator,
+        params.r_inhibitor,
+        params.turing_enabled,
+        params.turing_threshold,
+        params.spike_probability,
+        params.quantum_jitter,
+        math.sqrt(params.jitter_var),
+        BOUNDARIES.index(params.boundary),
+        trace.energy,
+        trace.dv_mean,
+        trace.dv_max,
+        trace.dv_std,
+        trace.diff_norm,
+        counters,
     )
     if counters[3]:
         raise SimulationError(

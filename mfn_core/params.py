@@ -83,7 +83,8 @@ def check_value(name: str, value: object, label: str | None = None) -> Any:
         number = float(value)
         if not math.isfinite(number):
             raise fail("is not finite")
-    assert spec.low is not None and spec.high is not None
+    assert spec.low is not None
+    assert spec.high is not None
     if not spec.low <= number <= spec.high:
         raise fail("is out of range")
     return number

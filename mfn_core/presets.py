@@ -66,11 +66,14 @@ class Preset:
             for _ in range(self.seeds_per_config):
                 if sim_id == self.num_samples:
                     return
-                yield sim_id, SimParams(
-                    grid_size=self.grid_size,
-                    steps=self.steps,
-                    seed=self.base_seed + sim_id,
-                    **{**self.params, **point},
+                yield (
+                    sim_id,
+                    SimParams(
+                        grid_size=self.grid_size,
+                        steps=self.steps,
+                        seed=self.base_seed + sim_id,
+                        **{**self.params, **point},
+                    ),
                 )
                 sim_id += 1
 

@@ -84,7 +84,7 @@ def _chaos_game(
         if step >= burn_in:
             points[step - burn_in, 0] = x
             points[step - burn_in, 1] = y
-    return total / choices.shape[0]
+    return float(total / choices.shape[0])
 
 
 def iterate_ifs(maps: FloatArray, num_points: int, seed: int) -> IFSResult:

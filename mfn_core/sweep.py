@@ -46,10 +46,7 @@ SWEEP_SCHEMA: dict[str, pl.DataType] = {
     "turing_activations": pl.Int64(),
     "clamping_events": pl.Int64(),
     "lyapunov": pl.Float64(),
-    **{
-        name: pl.Int64() if name in COUNT_FEATURES else pl.Float64()
-        for name in ALL_FEATURE_NAMES
-    },
+    **{name: pl.Int64() if name in COUNT_FEATURES else pl.Float64() for name in ALL_FEATURE_NAMES},
     "field_sha256": pl.String(),
     "duration_s": pl.Float64(),
     "status": pl.String(),
@@ -106,20 +103,28 @@ def run_sweep(
     ``progress(done, total)`` is called after each finished run.
     """
     if not isinstance(preset, Preset):
-        raise ParamError(f"run_sweep() takes a Preset (see load_preset), got {type(preset).__name__}")
+        raise ParamError(
+            f"run_sweep() takes a Preset (see load_preset), got {type(preset).__name__}"
+        )
     if workers is None:
         workers = default_workers()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ParamError(f"workers = {workers!r} is invalid; allowed: an integer >= 1 or None")
 
     total = preset.num_samples
+    # Load (or compile) the kernels once, up front, so that cost is not billed to the
+    # duration of whichever runs happen to start first.
+    simulate(SimParams(seed=0, grid_size=4, steps=2))
     rows: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mfn-sweep") as pool:
         # Runs are submitted lazily, a bounded window ahead, so a sweep of any length
         # holds only finished rows (no fields) and a few runs in flight.
         runs = preset.runs()
         window = 4 * workers
-        pending = [pool.submit(run_one, sim_id, preset.name, p) for sim_id, p in itertools.islice(runs, window)]
+        pending = [
+            pool.submit(run_one, sim_id, preset.name, p)
+            for sim_id, p in itertools.islice(runs, window)
+        ]
         while pending:
             rows.append(pending.pop(0).result())
             if progress is not None:

@@ -19,7 +19,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 def bounded(name: str) -> st.SearchStrategy[float]:
     spec = PARAM_SPECS[name]
-    assert spec.low is not None and spec.high is not None
+    assert spec.low is not None
+    assert spec.high is not None
     return st.floats(spec.low, spec.high, allow_nan=False)
 
 
@@ -32,8 +33,14 @@ def valid_params(draw: st.DrawFn, max_grid: int = 20, max_steps: int = 40) -> di
         **{
             name: draw(bounded(name))
             for name in (
-                "alpha", "d_activator", "d_inhibitor", "r_activator", "r_inhibitor",
-                "turing_threshold", "spike_probability", "jitter_var",
+                "alpha",
+                "d_activator",
+                "d_inhibitor",
+                "r_activator",
+                "r_inhibitor",
+                "turing_threshold",
+                "spike_probability",
+                "jitter_var",
             )
         },
         "turing_enabled": draw(st.booleans()),
@@ -45,5 +52,10 @@ def valid_params(draw: st.DrawFn, max_grid: int = 20, max_steps: int = 40) -> di
 
 # Parameters under which the activator crosses its threshold and V reaches the clamp,
 # so every branch of the step (boost, clamp, clusters above -60 mV) is exercised.
-ACTIVE = {"r_activator": 0.1, "r_inhibitor": 0.001, "turing_threshold": 0.5, "d_activator": 0.01,
-          "spike_probability": 0.9}
+ACTIVE: dict[str, Any] = {
+    "r_activator": 0.1,
+    "r_inhibitor": 0.001,
+    "turing_threshold": 0.5,
+    "d_activator": 0.01,
+    "spike_probability": 0.9,
+}

@@ -25,6 +25,7 @@ from mfn_core.features import (
     box_sizes,
     compute_features,
 )
+from mfn_core.params import Boundary
 from tests import naive
 from tests.conftest import ACTIVE, valid_params
 
@@ -40,7 +41,9 @@ def assert_features_close(got: dict[str, Any], want: dict[str, float]) -> None:
 
 @pytest.mark.parametrize("boundary", ["periodic", "neumann", "dirichlet"])
 @pytest.mark.parametrize(("extra", "steps"), [({}, 60), (ACTIVE, 150), ({"steps": 1}, 1)])
-def test_run_features_equal_reference(boundary: str, extra: dict[str, Any], steps: int) -> None:
+def test_run_features_equal_reference(
+    boundary: Boundary, extra: dict[str, Any], steps: int
+) -> None:
     params = SimParams(seed=4, grid_size=24, boundary=boundary, **{**extra, "steps": steps})
     run = simulate(params)
     ref = naive.simulate(params.as_dict())
@@ -52,14 +55,20 @@ def test_run_features_equal_reference(boundary: str, extra: dict[str, Any], step
 def test_active_run_has_informative_structural_features() -> None:
     run = simulate(SimParams(seed=4, grid_size=24, steps=150, **ACTIVE))
     f = run.features
-    assert f["N_clusters_low"] > 0 and f["max_cluster_size"] > 0 and f["f_active"] > 0
+    assert f["N_clusters_low"] > 0
+    assert f["max_cluster_size"] > 0
+    assert f["f_active"] > 0
     assert 0 < f["D_box"] <= 2.1
 
 
 def test_relative_features_see_structure_where_4_1_thresholds_see_none() -> None:
     f = simulate(SimParams(seed=4, grid_size=64, steps=100)).features
-    assert f["D_box"] == 0 and f["N_clusters_low"] == 0 and f["f_active"] == 0
-    assert 1 < f["D_box_rel"] < 2 and f["N_clusters_rel"] > 1 and f["H_entropy"] > 1
+    assert f["D_box"] == 0
+    assert f["N_clusters_low"] == 0
+    assert f["f_active"] == 0
+    assert 1 < f["D_box_rel"] < 2
+    assert f["N_clusters_rel"] > 1
+    assert f["H_entropy"] > 1
 
 
 @settings(max_examples=40)
@@ -120,8 +129,12 @@ def test_histogram_bins_like_numpy(values: np.ndarray) -> None:
 
 def test_constant_field() -> None:
     f = features_from_history(np.full((3, 8, 8), -0.07))
-    assert f["V_std"] == 0 and f["V_skew"] == 0 and f["V_kurt"] == 0
-    assert f["dV_mean"] == 0 and f["T_stable"] == 3 and f["D_box"] == 0
+    assert f["V_std"] == 0
+    assert f["V_skew"] == 0
+    assert f["V_kurt"] == 0
+    assert f["dV_mean"] == 0
+    assert f["T_stable"] == 3
+    assert f["D_box"] == 0
 
 
 def test_t_stable_finds_first_run_of_ten_quiet_steps() -> None:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 
 from mfn_core import SimParams, SimulationError, simulate
-from mfn_core.model import V_MAX, V_MIN, _padded, _run_kernel
 from mfn_core.features import StepTrace
+from mfn_core.model import V_MAX, V_MIN, _padded, _run_kernel
 from tests import naive
 from tests.conftest import ACTIVE, valid_params
 
@@ -31,15 +31,24 @@ def assert_same_run(values: dict[str, Any]) -> None:
 @pytest.mark.parametrize("jitter", [False, True])
 @pytest.mark.parametrize("turing", [True, False])
 def test_bit_identical_to_reference(boundary: str, jitter: bool, turing: bool) -> None:
-    values = {"seed": 11, "grid_size": 13, "steps": 150, "boundary": boundary,
-              "quantum_jitter": jitter, "turing_enabled": turing, **ACTIVE}
+    values = {
+        "seed": 11,
+        "grid_size": 13,
+        "steps": 150,
+        "boundary": boundary,
+        "quantum_jitter": jitter,
+        "turing_enabled": turing,
+        **ACTIVE,
+    }
     assert_same_run(values)
 
 
 def test_active_parameters_exercise_every_branch() -> None:
     run = simulate(SimParams(seed=11, grid_size=13, steps=150, **ACTIVE))
     m = run.metrics
-    assert m.growth_events > 0 and m.turing_activations > 0 and m.clamping_events > 0
+    assert m.growth_events > 0
+    assert m.turing_activations > 0
+    assert m.clamping_events > 0
     assert (run.field > -0.060).any()
 
 
@@ -55,9 +64,11 @@ def test_properties_hold_for_random_valid_parameters(values: dict[str, Any]) -> 
     p = SimParams.from_mapping(values)
     run = simulate(p)
     n, t = p.grid_size, p.steps
-    assert run.field.shape == (n, n) and run.field.dtype == np.float64
+    assert run.field.shape == (n, n)
+    assert run.field.dtype == np.float64
     assert np.isfinite(run.field).all()
-    assert V_MIN <= run.field.min() and run.field.max() <= V_MAX
+    assert run.field.min() >= V_MIN
+    assert run.field.max() <= V_MAX
     assert 0 <= run.metrics.growth_events <= t
     assert 0 <= run.metrics.clamping_events <= n * n * t
     assert 0 <= run.metrics.turing_activations <= n * n * t
@@ -66,7 +77,8 @@ def test_properties_hold_for_random_valid_parameters(values: dict[str, Any]) -> 
     if p.spike_probability == 0:
         assert run.metrics.growth_events == 0
     assert all(np.isfinite(v) for v in run.features.values())
-    assert run.trace.energy.shape == (t,) and run.trace.dv_mean.shape == (max(t - 1, 0),)
+    assert run.trace.energy.shape == (t,)
+    assert run.trace.dv_mean.shape == (max(t - 1, 0),)
 
 
 def test_field_is_read_only() -> None:
@@ -87,9 +99,7 @@ def field_digest(seed: int) -> str:
 
 
 def test_same_field_in_another_process() -> None:
-    code = (
-        "from tests.mfn_core.test_model import field_digest; print(field_digest(5))"
-    )
+    code = "from tests.mfn_core.test_model import field_digest; print(field_digest(5))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
     )
@@ -107,10 +117,33 @@ def test_non_finite_state_fails_naming_step_and_array() -> None:
     i = _padded(np.full((n, n), 0.05), False)
     trace = StepTrace.empty(steps)
     counters = np.zeros(5, dtype=np.int64)
-    _run_kernel(V, a, i, np.empty_like(V), np.empty_like(a), np.empty_like(i), rng, steps,
-                0.1, 0.1, 0.05, 0.01, 0.02, True, 0.75, 0.0, False, 0.0, 0,
-                trace.energy, trace.dv_mean, trace.dv_max, trace.dv_std, trace.diff_norm,
-                counters)
+    _run_kernel(
+        V,
+        a,
+        i,
+        np.empty_like(V),
+        np.empty_like(a),
+        np.empty_like(i),
+        rng,
+        steps,
+        0.1,
+        0.1,
+        0.05,
+        0.01,
+        0.02,
+        True,
+        0.75,
+        0.0,
+        False,
+        0.0,
+        0,
+        trace.energy,
+        trace.dv_mean,
+        trace.dv_max,
+        trace.dv_std,
+        trace.diff_norm,
+        counters,
+    )
     assert (counters[3], counters[4]) == (1, 1)  # step 1, array "a"
 
 

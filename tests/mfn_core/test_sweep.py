@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from mfn_core import ParamError, SimParams, SimulationError, simulate
+from mfn_core import sweep as sweep_module
+from mfn_core.features import ALL_FEATURE_NAMES
+from mfn_core.model import Run
+from mfn_core.presets import Preset, load_preset
+from mfn_core.sweep import SWEEP_SCHEMA, run_sweep
+
+PRESETS = Path(__file__).parents[2] / "configs" / "presets"
+
+
+@pytest.fixture(scope="module")
+def medium() -> Preset:
+    return load_preset(PRESETS / "medium.yaml")
+
+
+@pytest.fixture(scope="module")
+def medium_two_workers(medium: Preset) -> pl.DataFrame:
+    return run_sweep(medium, workers=2)
+
+
+def test_one_row_per_run_in_order(medium: Preset, medium_two_workers: pl.DataFrame) -> None:
+    df = medium_two_workers
+    assert df.schema == pl.Schema(SWEEP_SCHEMA)
+    assert df.height == medium.num_samples
+    assert df["sim_id"].to_list() == list(range(medium.num_samples))
+    assert df["seed"].to_list() == [42 + k for k in range(medium.num_samples)]
+    assert (df["status"] == "ok").all()
+    assert df["reason"].is_null().all()
+    assert df.select(ALL_FEATURE_NAMES).null_count().sum_horizontal().item() == 0
+
+
+def test_worker_count_does_not_change_results(
+    medium: Preset, medium_two_workers: pl.DataFrame
+) -> None:
+    one = run_sweep(medium, workers=1).drop("duration_s")
+    assert one.equals(medium_two_workers.drop("duration_s"))
+
+
+def test_row_equals_a_lone_run_of_the_same_parameters(medium_two_workers: pl.DataFrame) -> None:
+    row = medium_two_workers.row(57, named=True)
+    run = simulate(SimParams(seed=row["seed"], grid_size=64, steps=100, alpha=row["alpha"]))
+    assert row["field_sha256"] == hashlib.sha256(run.field.tobytes()).hexdigest()
+    assert {name: row[name] for name in ALL_FEATURE_NAMES} == run.features
+    assert row["lyapunov"] == run.metrics.lyapunov
+
+
+def test_failing_run_is_a_row_and_the_others_finish(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    preset = load_preset(PRESETS / "small.yaml")
+
+    def fail_on_seed_45(params: SimParams) -> Run:
+        if params.seed == 45:
+            raise SimulationError("run with seed 45 failed at step 7: V holds NaN or Inf")
+        return simulate(params)
+
+    monkeypatch.setattr(sweep_module, "simulate", fail_on_seed_45)
+    seen: list[tuple[int, int]] = []
+    df = run_sweep(preset, workers=2, progress=lambda done, total: seen.append((done, total)))
+    failed = df.filter(pl.col("status") == "failed")
+    assert failed["sim_id"].to_list() == [3]
+    assert failed["reason"].item() == "run with seed 45 failed at step 7: V holds NaN or Inf"
+    assert failed["D_box"].is_null().all()
+    assert (df.filter(pl.col("sim_id") != 3)["status"] == "ok").all()
+    assert seen == [(k, 10) for k in range(1, 11)]
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_bad_worker_count(medium: Preset, workers: object) -> None:
+    with pytest.raises(ParamError, match="workers"):
+        run_sweep(medium, workers=workers)  # type: ignore[arg-type]
