@@ -98,17 +98,22 @@ def _laplacian(u: FloatArray, r: int, c: int) -> float:
     return float(((u[r - 1, c] + u[r + 1, c]) + u[r, c - 1]) + u[r, c + 1] - 4.0 * u[r, c])
 
 
+@numba.njit(**STRICT, inline="always")
+def _clamp_v(v: float) -> tuple[float, int]:
+    """V clamped to [V_MIN, V_MAX], and 1 if that changed it (NaN passes unchanged)."""
+    low = v < V_MIN
+    high = v > V_MAX
+    return (V_MIN if low else (V_MAX if high else v)), low + high
+
+
 @numba.njit(**STRICT)
 def _clamp_row(row: FloatArray, n: int) -> tuple[int, int]:
     """Clamp row[1..n] to [V_MIN, V_MAX]; return (cells changed, NaN cells)."""
     clamped = nans = 0
     for c in range(1, n + 1):
-        v = row[c]
-        nans += math.isnan(v)
-        low = v < V_MIN
-        high = v > V_MAX
-        clamped += low + high
-        row[c] = V_MIN if low else (V_MAX if high else v)
+        nans += math.isnan(row[c])
+        row[c], hit = _clamp_v(row[c])
+        clamped += hit
     return clamped, nans
 
 
@@ -190,20 +195,16 @@ def _run_kernel(
                     i_next[r, c] = 0.0 if inh < 0.0 else (1.0 if inh > 1.0 else inh)
                     if clamp_now:
                         nan_v += math.isnan(v)
-                        low = v < V_MIN
-                        high = v > V_MAX
-                        clamped += low + high
-                        v = V_MIN if low else (V_MAX if high else v)
+                        v, hit = _clamp_v(v)
+                        clamped += hit
                     V_next[r, c] = v
             else:
                 for c in range(1, n + 1):
                     v = V[r, c] + alpha * _laplacian(V, r, c)
                     if clamp_now:
                         nan_v += math.isnan(v)
-                        low = v < V_MIN
-                        high = v > V_MAX
-                        clamped += low + high
-                        v = V_MIN if low else (V_MAX if high else v)
+                        v, hit = _clamp_v(v)
+                        clamped += hit
                     V_next[r, c] = v
             if quantum_jitter:
                 continue  # noise, clamp and statistics follow once every row is updated
