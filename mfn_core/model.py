@@ -258,18 +258,14 @@ def _padded(interior: FloatArray, mirrored: bool) -> FloatArray:
     return out
 
 
-def simulate(params: SimParams) -> Run:
-    """Run the MFN model for ``params`` and return its final field, metrics and features."""
-    if not isinstance(params, SimParams):
-        raise ParamError(
-            f"simulate() takes a SimParams, got {type(params).__name__}; "
-            "build one with SimParams(seed=..., ...)"
-        )
-    n = params.grid_size
-    rng = np.random.default_rng(params.seed)
-    V = rng.normal(V_INIT_MEAN, V_INIT_STD, size=(n, n))
-    a = rng.uniform(0, AI_INIT_HIGH, size=(n, n))
-    i = rng.uniform(0, AI_INIT_HIGH, size=(n, n))
+def _integrate(
+    params: SimParams, V: FloatArray, a: FloatArray, i: FloatArray, rng: np.random.Generator
+) -> tuple[FloatArray, NDArray[np.int64], StepTrace]:
+    """Run every step from the given (N, N) initial state.
+
+    Returns the read-only final field, the kernel's counters and the trace; raises
+    SimulationError naming the step and array of the first NaN.
+    """
     trace = StepTrace.empty(params.steps)
     counters = np.zeros(5, dtype=np.int64)
     mirrored = params.boundary == "dirichlet"
@@ -309,6 +305,22 @@ def simulate(params: SimParams) -> Run:
     interior = final_padded[1:-1, 1:-1]
     final = np.ascontiguousarray(interior[:, ::-1] if mirrored else interior)
     final.setflags(write=False)
+    return final, counters, trace
+
+
+def simulate(params: SimParams) -> Run:
+    """Run the MFN model for ``params`` and return its final field, metrics and features."""
+    if not isinstance(params, SimParams):
+        raise ParamError(
+            f"simulate() takes a SimParams, got {type(params).__name__}; "
+            "build one with SimParams(seed=..., ...)"
+        )
+    n = params.grid_size
+    rng = np.random.default_rng(params.seed)
+    V = rng.normal(V_INIT_MEAN, V_INIT_STD, size=(n, n))
+    a = rng.uniform(0, AI_INIT_HIGH, size=(n, n))
+    i = rng.uniform(0, AI_INIT_HIGH, size=(n, n))
+    final, counters, trace = _integrate(params, V, a, i, rng)
     metrics = RunMetrics(
         growth_events=int(counters[0]),
         turing_activations=int(counters[1]),

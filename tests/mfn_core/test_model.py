@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 from mfn_core import SimParams, SimulationError, simulate
-from mfn_core.features import StepTrace
-from mfn_core.model import V_MAX, V_MIN, _padded, _run_kernel
+from mfn_core.model import V_MAX, V_MIN, _integrate
 from tests import naive
 from tests.conftest import ACTIVE, valid_params
 
@@ -107,44 +106,15 @@ def test_same_field_in_another_process() -> None:
 
 
 def test_non_finite_state_fails_naming_step_and_array() -> None:
-    # valid parameters cannot produce NaN, so the guard is driven through the kernel
-    # with a NaN planted in the activator.
-    n, steps = 6, 4
-    rng = np.random.default_rng(0)
-    V = _padded(np.full((n, n), -0.07), False)
-    a = _padded(np.full((n, n), 0.05), False)
-    a[3, 3] = np.nan
-    i = _padded(np.full((n, n), 0.05), False)
-    trace = StepTrace.empty(steps)
-    counters = np.zeros(5, dtype=np.int64)
-    _run_kernel(
-        V,
-        a,
-        i,
-        np.empty_like(V),
-        np.empty_like(a),
-        np.empty_like(i),
-        rng,
-        steps,
-        0.1,
-        0.1,
-        0.05,
-        0.01,
-        0.02,
-        True,
-        0.75,
-        0.0,
-        False,
-        0.0,
-        0,
-        trace.energy,
-        trace.dv_mean,
-        trace.dv_max,
-        trace.dv_std,
-        trace.diff_norm,
-        counters,
-    )
-    assert (counters[3], counters[4]) == (1, 1)  # step 1, array "a"
+    # Valid parameters cannot produce NaN, so the guard is driven with a NaN planted
+    # in the activator's initial state.
+    params = SimParams(seed=3, grid_size=6, steps=4, spike_probability=0.0)
+    state = {
+        name: np.full((6, 6), value) for name, value in (("V", -0.07), ("a", 0.05), ("i", 0.05))
+    }
+    state["a"][3, 3] = np.nan
+    with pytest.raises(SimulationError, match=r"seed 3 failed at step 1: a holds NaN or Inf"):
+        _integrate(params, state["V"], state["a"], state["i"], np.random.default_rng(3))
 
 
 def test_simulate_refuses_other_types() -> None:
