@@ -8,6 +8,7 @@ which runs finish.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -28,7 +29,6 @@ from mfn_core.presets import Preset
 logger = logging.getLogger(__name__)
 
 STATUS_OK, STATUS_FAILED = "ok", "failed"
-METRIC_COLUMNS = ("growth_events", "turing_activations", "clamping_events", "lyapunov")
 
 _POLARS_TYPE: dict[type, pl.DataType] = {
     int: pl.Int64(),
@@ -75,12 +75,8 @@ def run_one(sim_id: int, preset_name: str, params: SimParams) -> dict[str, Any]:
         row.update(status=STATUS_FAILED, reason=f"{type(exc).__name__}: {exc}")
         logger.exception("run %s of %s failed unexpectedly", sim_id, preset_name)
     else:
-        metrics = run.metrics
         row.update(
-            growth_events=metrics.growth_events,
-            turing_activations=metrics.turing_activations,
-            clamping_events=metrics.clamping_events,
-            lyapunov=metrics.lyapunov,
+            **dataclasses.asdict(run.metrics),
             field_sha256=hashlib.sha256(run.field.tobytes()).hexdigest(),
             status=STATUS_OK,
             reason=None,
