@@ -22,7 +22,11 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
+import numba
+import numpy as np
+
 from mfn_core import SimParams, simulate
+from mfn_core._jit import STRICT
 from mfn_core.features import compute_features
 from mfn_core.presets import load_preset
 from mfn_core.sweep import default_workers, run_sweep
@@ -30,6 +34,26 @@ from tests import naive
 
 ROOT = Path(__file__).parents[1]
 TARGET_SPEEDUP, TARGET_FEATURE_SHARE, TARGET_SWEEP_SCALING = 40.0, 0.05, 1.7
+# Floating-point operations per cell and step of the default run (Turing on, jitter
+# off), counted from MODEL.md: three stencils (15), the V update (2), the activator
+# and inhibitor reactions (10 + 8 with their diffusion scaling), the threshold boost
+# (3), the clamps of a, i and V (12), the NaN guards (3) and the per-step statistics
+# of |dV| and energy (13).
+OPS_PER_CELL_STEP = 66
+_PEAK_OPS_PER_ELEMENT = 16
+
+
+@numba.njit(**{**STRICT, "cache": False})
+def _strict_throughput_probe(x: np.ndarray, y: np.ndarray, z: np.ndarray, reps: int) -> float:
+    # Independent lanes, L1-resident, no fast-math: the most this core does under the
+    # same compilation rules as the model kernel (no FMA contraction).
+    for _ in range(reps):
+        for k in range(x.shape[0]):
+            a = x[k]
+            b = y[k]
+            x[k] = ((a * 0.999 + b) * 0.998 + b * 0.5) * 0.997 + b
+            z[k] = ((a * 0.996 + b) * 0.995 + a * 0.5) * 0.994 + a
+    return float(x[0] + z[0])
 
 
 def best_of(repeat: int, fn: Callable[[], object]) -> float:
@@ -62,6 +86,35 @@ def single_core(quick: bool) -> None:
         print(
             f"{n:>4}x{n}x{steps:<4} {rates} {ratio:>6.1f}x  "
             f"{verdict(ratio >= TARGET_SPEEDUP)} (>= {TARGET_SPEEDUP:.0f}x)"
+        )
+
+
+def compute_ceiling() -> None:
+    print("\n## Compute ceiling of one core (strict float64, no FMA, as the model is built)")
+    x = np.linspace(0.1, 0.2, 1024)
+    y = np.full(1024, 1e-6)
+    z = np.zeros(1024)
+    _strict_throughput_probe(x, y, z, 1)
+    reps = 20_000
+    seconds = best_of(3, lambda: _strict_throughput_probe(x, y, z, reps))
+    flops = _PEAK_OPS_PER_ELEMENT * x.shape[0] * reps / seconds
+    ceiling = flops / OPS_PER_CELL_STEP
+    print(
+        f"peak {flops / 1e9:.1f} GFLOP/s / {OPS_PER_CELL_STEP} operations per cell-step "
+        f"= at most {ceiling / 1e6:.0f} Mcs/s for any exact implementation on this core"
+    )
+    for n, steps in ((64, 100), (128, 200)):
+        reference = best_of(
+            3,
+            functools.partial(
+                naive.simulate, SimParams(seed=0, grid_size=n, steps=steps).as_dict()
+            ),
+        )
+        ref_rate = n * n * steps / reference
+        print(
+            f"{n:>4}x{n}x{steps:<4} reference {ref_rate / 1e6:.1f} Mcs/s: "
+            f"ceiling ratio {ceiling / ref_rate:.1f}x; {TARGET_SPEEDUP:.0f}x needs "
+            f"{TARGET_SPEEDUP * ref_rate / 1e6:.0f} Mcs/s"
         )
 
 
@@ -139,6 +192,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"mfn_core benchmark: {default_workers()} cores, Python {sys.version.split()[0]}")
     single_core(args.quick)
+    compute_ceiling()
     feature_share()
     sweep_scaling(args.quick)
     peak_memory()
