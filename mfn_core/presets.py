@@ -8,7 +8,9 @@ the ``sweep`` values (in the order listed) is cycled, each grid point giving
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -19,12 +21,23 @@ from typing import Any
 import yaml
 
 from mfn_core.errors import ParamError
+from mfn_core.features import ALL_FEATURE_NAMES
 from mfn_core.params import PARAM_SPECS, SEED_MAX, SimParams, check_value, unknown_names
 
 NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 MAX_SAMPLES = 1_000_000
 REQUIRED_KEYS = ("name", "grid_size", "steps", "num_samples", "seeds_per_config", "base_seed")
-OPTIONAL_KEYS = ("description", "sweep", "params")
+OPTIONAL_KEYS = ("description", "sweep", "params", "expect")
+EXPECT_KEYS = ("ranges", "max_runtime_s", "max_peak_memory_mib")
+# Columns of the data set whose values an expect: block may bound.
+EXPECTABLE_COLUMNS: tuple[str, ...] = (
+    "growth_events",
+    "turing_activations",
+    "clamping_events",
+    "lyapunov",
+    "duration_s",
+    *ALL_FEATURE_NAMES,
+)
 # Set at the top level (grid_size, steps) or by the sample order (seed), never in
 # sweep: or params:.
 _NOT_SWEEPABLE = ("grid_size", "steps", "seed")
@@ -32,6 +45,15 @@ _NOT_SWEEPABLE = ("grid_size", "steps", "seed")
 
 class PresetError(ParamError):
     """A preset file is unreadable or invalid; the message names file, field and value."""
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What a preset's build must show: column value ranges and resource ceilings."""
+
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    max_runtime_s: float | None = None
+    max_peak_memory_mib: float | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,7 @@ class Preset:
     base_seed: int
     sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
+    expect: Expectations = field(default_factory=Expectations)
     source: Path | None = None
 
     def grid_points(self) -> list[dict[str, Any]]:
@@ -80,6 +103,20 @@ class Preset:
     @property
     def cell_steps(self) -> int:
         return self.grid_size * self.grid_size * self.steps * self.num_samples
+
+    @property
+    def config_hash(self) -> str:
+        """SHA-256 of everything that determines the runs (not the name, text or expect:)."""
+        canonical = {
+            "grid_size": self.grid_size,
+            "steps": self.steps,
+            "num_samples": self.num_samples,
+            "seeds_per_config": self.seeds_per_config,
+            "base_seed": self.base_seed,
+            "sweep": [[name, list(values)] for name, values in self.sweep],
+            "params": dict(sorted(self.params.items())),
+        }
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
 def load_preset(path: str | Path) -> Preset:
@@ -139,6 +176,7 @@ def parse_preset(document: object, path: Path) -> Preset:
 
     sweep = _parse_sweep(document.get("sweep") or {}, path)
     params = _parse_params(document.get("params") or {}, path, {key for key, _ in sweep})
+    expect = _parse_expect(document.get("expect") or {}, path)
     return Preset(
         name=name,
         description=description.strip(),
@@ -149,6 +187,7 @@ def parse_preset(document: object, path: Path) -> Preset:
         base_seed=base_seed,
         sweep=sweep,
         params=params,
+        expect=expect,
         source=path,
     )
 
@@ -208,3 +247,54 @@ def _parse_params(section: object, path: Path, swept: set[str]) -> dict[str, Any
             )
         params[name] = _checked(path, name, value, f"params.{name}")
     return params
+
+
+def _parse_expect(section: object, path: Path) -> Expectations:
+    if not isinstance(section, dict):
+        raise PresetError(
+            f"{path}: expect = {section!r} is not a mapping; allowed: {', '.join(EXPECT_KEYS)}"
+        )
+    unknown = [key for key in section if key not in EXPECT_KEYS]
+    if unknown:
+        raise PresetError(
+            f"{path}: unknown field expect.{unknown_names(unknown, EXPECT_KEYS)}; "
+            f"allowed: {', '.join(EXPECT_KEYS)}"
+        )
+    ranges_section = section.get("ranges") or {}
+    if not isinstance(ranges_section, dict):
+        raise PresetError(
+            f"{path}: expect.ranges = {ranges_section!r} is not a mapping; "
+            "allowed: column -> [low, high]"
+        )
+    ranges = {}
+    for column, bounds in ranges_section.items():
+        if column not in EXPECTABLE_COLUMNS:
+            raise PresetError(
+                f"{path}: expect.ranges.{column} is not a data set column "
+                f"({unknown_names([column], EXPECTABLE_COLUMNS)}); "
+                f"allowed: {', '.join(EXPECTABLE_COLUMNS)}"
+            )
+        if (
+            not isinstance(bounds, list)
+            or len(bounds) != 2
+            or not all(_is_finite_number(b) for b in bounds)
+            or bounds[0] > bounds[1]
+        ):
+            raise PresetError(
+                f"{path}: expect.ranges.{column} = {bounds!r} is invalid; "
+                "allowed: [low, high], two finite numbers with low <= high"
+            )
+        ranges[column] = (float(bounds[0]), float(bounds[1]))
+    ceilings = {}
+    for key in ("max_runtime_s", "max_peak_memory_mib"):
+        value = section.get(key)
+        if value is not None and (not _is_finite_number(value) or value <= 0):
+            raise PresetError(
+                f"{path}: expect.{key} = {value!r} is invalid; allowed: a finite number > 0"
+            )
+        ceilings[key] = None if value is None else float(value)
+    return Expectations(ranges=ranges, **ceilings)
+
+
+def _is_finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from mfn_core.errors import ParamError, SimulationError
@@ -53,6 +54,16 @@ SWEEP_SCHEMA: dict[str, pl.DataType] = {
     "reason": pl.String(),
 }
 
+# With keep_arrays=True: the final field (row-major, N*N values in volts) and the
+# per-step trace, so features can be recomputed exactly from a stored row.
+FIELD_COLUMN = "field"
+TRACE_COLUMNS: dict[str, str] = {
+    f"trace_{name}": name for name in ("energy", "dv_mean", "dv_max", "dv_std", "diff_norm")
+}
+ARRAY_SCHEMA: dict[str, pl.DataType] = {
+    name: pl.List(pl.Float64()) for name in (FIELD_COLUMN, *TRACE_COLUMNS)
+}
+
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -61,9 +72,13 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_one(sim_id: int, preset_name: str, params: SimParams) -> dict[str, Any]:
+def run_one(
+    sim_id: int, preset_name: str, params: SimParams, keep_arrays: bool = False
+) -> dict[str, Any]:
     """Simulate one sample and return its row; a failure becomes a row with a reason."""
     row: dict[str, Any] = {"sim_id": sim_id, "preset": preset_name, **params.as_dict()}
+    if keep_arrays:
+        row.update(dict.fromkeys(ARRAY_SCHEMA))
     start = time.perf_counter()
     try:
         run = simulate(params)
@@ -82,6 +97,10 @@ def run_one(sim_id: int, preset_name: str, params: SimParams) -> dict[str, Any]:
             reason=None,
             **run.features,
         )
+        if keep_arrays:
+            row[FIELD_COLUMN] = run.field.ravel()
+            for column, name in TRACE_COLUMNS.items():
+                row[column] = getattr(run.trace, name)
     row["duration_s"] = time.perf_counter() - start
     return row
 
@@ -91,12 +110,14 @@ def run_sweep(
     workers: int | None = None,
     *,
     progress: ProgressCallback | None = None,
+    keep_arrays: bool = False,
 ) -> pl.DataFrame:
     """Run every sample of ``preset`` on ``workers`` threads (default: all cores).
 
     Returns one row per run in sim_id order (SWEEP_SCHEMA). A run that fails is a
     row with status "failed" and a reason; the other runs still complete.
-    ``progress(done, total)`` is called after each finished run.
+    ``progress(done, total)`` is called after each finished run. ``keep_arrays``
+    adds each run's final field and per-step trace as list columns (ARRAY_SCHEMA).
     """
     if not isinstance(preset, Preset):
         raise ParamError(
@@ -114,11 +135,11 @@ def run_sweep(
     rows: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mfn-sweep") as pool:
         # Runs are submitted lazily, a bounded window ahead, so a sweep of any length
-        # holds only finished rows (no fields) and a few runs in flight.
+        # holds only finished rows (no fields unless asked for) and a few runs in flight.
         runs = preset.runs()
         window = 4 * workers
         pending = [
-            pool.submit(run_one, sim_id, preset.name, p)
+            pool.submit(run_one, sim_id, preset.name, p, keep_arrays)
             for sim_id, p in itertools.islice(runs, window)
         ]
         while pending:
@@ -126,5 +147,16 @@ def run_sweep(
             if progress is not None:
                 progress(len(rows), total)
             for sim_id, p in itertools.islice(runs, 1):
-                pending.append(pool.submit(run_one, sim_id, preset.name, p))
-    return pl.DataFrame(rows, schema=SWEEP_SCHEMA)
+                pending.append(pool.submit(run_one, sim_id, preset.name, p, keep_arrays))
+    if not keep_arrays:
+        return pl.DataFrame(rows, schema=SWEEP_SCHEMA)
+    failed = pl.Series([row["status"] != STATUS_OK for row in rows])
+    empty = np.empty(0)
+    arrays = {}
+    for name, dtype in ARRAY_SCHEMA.items():
+        # polars builds a fixed-size Array column from equal-length arrays: cast to the
+        # List type of the contract, then turn the failed runs' placeholders into nulls.
+        values = [empty if (value := row.pop(name)) is None else value for row in rows]
+        column = pl.Series(name, values).cast(dtype)
+        arrays[name] = pl.when(failed).then(None).otherwise(column)
+    return pl.DataFrame(rows, schema=SWEEP_SCHEMA).with_columns(**arrays)

@@ -1,0 +1,104 @@
+"""The stored tables, each derived from the one before (DESIGN.md, Data flow).
+
+``simulation_runs`` keeps every run with its final field and trace;
+``fractal_features`` recomputes the features of each successful run from those
+arrays, so the stored data set equals what :func:`mfn_core.run_sweep` reports;
+``mfn_dataset`` joins the two into the ML-ready table; ``preset_summary``
+aggregates it. Every function returns a table that meets its contract.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from mfn_core.contracts import (
+    DATASET_SCHEMA,
+    RUNS_SCHEMA,
+    SUMMARY_SCHEMA,
+    SUMMARY_SOURCES,
+)
+from mfn_core.features import ALL_FEATURE_NAMES, StepTrace, compute_features
+from mfn_core.presets import Preset
+from mfn_core.sweep import (
+    ARRAY_SCHEMA,
+    FIELD_COLUMN,
+    STATUS_FAILED,
+    STATUS_OK,
+    SWEEP_SCHEMA,
+    TRACE_COLUMNS,
+)
+
+_OK = pl.col("status") == STATUS_OK
+
+
+def runs_table(sweep: pl.DataFrame) -> pl.DataFrame:
+    """The simulation_runs table from a ``run_sweep(..., keep_arrays=True)`` result."""
+    missing = [name for name in ARRAY_SCHEMA if name not in sweep.columns]
+    if missing:
+        raise ValueError(
+            f"sweep table lacks {', '.join(missing)}; run it with run_sweep(keep_arrays=True)"
+        )
+    return sweep.select(list(RUNS_SCHEMA.columns))
+
+
+def _flat(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Values of a list column as one array, and each row's start offset (plus the end)."""
+    lengths = column.list.len().cast(pl.Int64).to_numpy()
+    offsets = np.concatenate(([0], np.cumsum(lengths)))
+    return column.explode().to_numpy(), offsets
+
+
+def features_table(runs: pl.DataFrame) -> pl.DataFrame:
+    """Features of every successful run, computed from its stored field and trace."""
+    ok = runs.filter(_OK)
+    fields, field_at = _flat(ok[FIELD_COLUMN])
+    traces = {name: _flat(ok[column]) for column, name in TRACE_COLUMNS.items()}
+    rows = []
+    for k, n in enumerate(ok["grid_size"]):
+        field = fields[field_at[k] : field_at[k + 1]].reshape(n, n)
+        trace = StepTrace(
+            **{name: values[at[k] : at[k + 1]] for name, (values, at) in traces.items()}
+        )
+        rows.append(compute_features(field, trace))
+    schema = {name: SWEEP_SCHEMA[name] for name in ALL_FEATURE_NAMES}
+    values = pl.DataFrame(rows, schema=schema, orient="row")
+    return pl.concat([ok.select("sim_id", "preset"), values], how="horizontal")
+
+
+def dataset_table(runs: pl.DataFrame, features: pl.DataFrame) -> pl.DataFrame:
+    """The ML-ready table: each successful run's parameters, metrics and features."""
+    joined = runs.filter(_OK).join(
+        features, on=["sim_id", "preset"], how="inner", maintain_order="left"
+    )
+    return joined.select(list(DATASET_SCHEMA.columns))
+
+
+def summary_table(preset: Preset, runs: pl.DataFrame, dataset: pl.DataFrame) -> pl.DataFrame:
+    """One row of per-preset aggregates: counts, time, mean and spread of each feature."""
+    stats = dataset.select(
+        *(pl.col(name).cast(pl.Float64).mean().alias(f"{name}_mean") for name in SUMMARY_SOURCES),
+        *(
+            pl.col(name).cast(pl.Float64).std(ddof=0).alias(f"{name}_std")
+            for name in SUMMARY_SOURCES
+        ),
+    )
+    head = pl.DataFrame(
+        {
+            "preset": [preset.name],
+            "config_hash": [preset.config_hash],
+            "runs": [runs.height],
+            "ok_runs": [dataset.height],
+            "failed_runs": [runs.filter(pl.col("status") == STATUS_FAILED).height],
+            "duration_s": [float(runs["duration_s"].sum())],
+        },
+        schema={
+            "preset": pl.String,
+            "config_hash": pl.String,
+            "runs": pl.Int64,
+            "ok_runs": pl.Int64,
+            "failed_runs": pl.Int64,
+            "duration_s": pl.Float64,
+        },
+    )
+    return pl.concat([head, stats], how="horizontal").select(list(SUMMARY_SCHEMA.columns))

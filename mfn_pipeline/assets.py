@@ -1,0 +1,366 @@
+"""The assets: simulation_runs -> fractal_features -> mfn_dataset -> preset_summary -> builds.
+
+Each asset is thin: it calls ``mfn_core`` for the table, enforces the table's
+contract before anything is written (a broken table fails the asset and the last
+good partition stays), and yields its checks beside its output.
+"""
+
+# Dagster reads these annotations at definition time, so they stay real objects
+# (no `from __future__ import annotations`).
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandera.polars as pa
+import polars as pl
+from dagster import AssetExecutionContext
+
+import mfn_core
+from mfn_core.contracts import (
+    BUILDS_SCHEMA,
+    DATASET_SCHEMA,
+    FEATURES_SCHEMA,
+    RUNS_SCHEMA,
+    SUMMARY_SCHEMA,
+    ContractError,
+    enforce,
+)
+from mfn_core.sweep import STATUS_FAILED, default_workers, run_sweep
+from mfn_core.tables import dataset_table, features_table, runs_table, summary_table
+from mfn_pipeline import checks
+from mfn_pipeline.metering import metered
+from mfn_pipeline.partitions import preset_of, presets_partitions
+from mfn_pipeline.storage import Warehouse
+
+GROUP = "mfn"
+IO_MANAGER_KEY = "warehouse_io_manager"
+PROGRESS_STEPS = 10  # log lines per sweep
+
+
+def code_version() -> str:
+    """Package version plus a digest of the numerical core's sources."""
+    try:
+        version = importlib_metadata.version("mfn")
+    except importlib_metadata.PackageNotFoundError:
+        version = "0+unknown"
+    digest = hashlib.sha256()
+    for source in sorted(Path(mfn_core.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return f"{version}+{digest.hexdigest()[:12]}"
+
+
+CODE_VERSION = code_version()
+
+
+def column_schema(schema: pa.DataFrameSchema) -> dict[str, dg.TableSchema]:
+    """The contract's columns as Dagster column-schema metadata (shown in the UI)."""
+    columns = [
+        dg.TableColumn(
+            name,
+            str(column.dtype),
+            constraints=dg.TableColumnConstraints(nullable=bool(column.nullable)),
+        )
+        for name, column in schema.columns.items()
+    ]
+    return {"dagster/column_schema": dg.TableSchema(columns=columns)}
+
+
+def _enforced(schema: pa.DataFrameSchema, table: pl.DataFrame, partition: str) -> pl.DataFrame:
+    try:
+        return enforce(schema, table)
+    except ContractError as exc:
+        raise dg.Failure(
+            description=(
+                f"{exc}\nPartition {partition!r} of {schema.name} was not replaced: "
+                "the previous version stays readable."
+            ),
+            metadata={"offending_rows": dg.MetadataValue.md(_markdown(exc.failure_cases))},
+        ) from exc
+
+
+def _markdown(table: pl.DataFrame, limit: int = 50) -> str:
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * table.width]
+    lines += [
+        "| " + " | ".join(str(value) for value in row) + " |"
+        for row in table.head(limit).iter_rows()
+    ]
+    return "\n".join(lines)
+
+
+def _table_asset(
+    schema: pa.DataFrameSchema, check_specs: list[dg.AssetCheckSpec] | None = None
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """An asset of the ``mfn`` group stored as one Parquet file per preset."""
+    return dg.asset(
+        partitions_def=presets_partitions,
+        group_name=GROUP,
+        io_manager_key=IO_MANAGER_KEY,
+        metadata=column_schema(schema),
+        check_specs=check_specs,
+        code_version=CODE_VERSION,
+        kinds={"python", "parquet"},
+    )
+
+
+def _mean(values: pl.Series) -> float:
+    mean = values.mean()
+    return float(mean) if isinstance(mean, int | float) else 0.0
+
+
+def _spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=asset, description=description)
+
+
+@_table_asset(
+    RUNS_SCHEMA,
+    [
+        _spec(
+            checks.ROW_COUNT_CHECK,
+            "simulation_runs",
+            "One row per sample of the preset and no failed run.",
+        ),
+        _spec(
+            checks.CEILINGS_CHECK,
+            "simulation_runs",
+            "The sweep stays under the preset's runtime and peak-memory ceilings.",
+        ),
+        _spec(
+            checks.CORE_SANITY_CHECK,
+            "simulation_runs",
+            "Nernst K+ and the Sierpinski dimension match their known values.",
+        ),
+    ],
+)
+def simulation_runs(context: AssetExecutionContext) -> Iterator[object]:
+    """Every run of the preset's sweep: parameters, metrics, per-step trace and final field."""
+    preset = preset_of(context)
+    marks = {max(1, preset.num_samples * k // PROGRESS_STEPS) for k in range(1, PROGRESS_STEPS + 1)}
+
+    def progress(done: int, total: int) -> None:
+        if done in marks:
+            context.log.info(f"{preset.name}: {done}/{total} runs done")
+
+    with metered() as usage:
+        sweep = run_sweep(preset, default_workers(), progress=progress, keep_arrays=True)
+    runs = _enforced(RUNS_SCHEMA, runs_table(sweep), preset.name)
+    failed = runs.filter(pl.col("status") == STATUS_FAILED).height
+    ok = runs.filter(pl.col("status") != STATUS_FAILED)
+    yield dg.Output(
+        runs,
+        metadata={
+            "dagster/row_count": runs.height,
+            "failed_runs": failed,
+            "duration_s": usage.seconds,
+            "runs_per_s": runs.height / usage.seconds,
+            "cell_steps_per_s": preset.cell_steps / usage.seconds,
+            "peak_rss_mib": usage.peak_rss_mib,
+            "growth_events_mean": _mean(ok["growth_events"]),
+            "lyapunov_mean": _mean(ok["lyapunov"]),
+            "config_hash": preset.config_hash,
+            "code_version": CODE_VERSION,
+        },
+    )
+    yield checks.row_count(preset, runs)
+    yield checks.ceilings(preset, usage)
+    yield checks.core_sanity()
+
+
+@_table_asset(
+    FEATURES_SCHEMA,
+    [
+        _spec(
+            checks.DEGENERATE_CHECK,
+            "fractal_features",
+            "No feature column is constant across the preset (WARN).",
+        )
+    ],
+)
+def fractal_features(
+    context: AssetExecutionContext, simulation_runs: pl.DataFrame
+) -> Iterator[object]:
+    """The 18 canonical and the field-relative features of every successful run."""
+    with metered() as usage:
+        features = features_table(simulation_runs)
+    features = _enforced(FEATURES_SCHEMA, features, context.partition_key)
+    d_box = features["D_box"]
+    yield dg.Output(
+        features,
+        metadata={
+            "dagster/row_count": features.height,
+            "duration_s": usage.seconds,
+            **{
+                f"{column}_{stat}": float(getattr(features[column], stat)() or 0.0)
+                for column in ("D_box", "D_box_rel")
+                for stat in ("mean", "std", "min", "max")
+            },
+            "D_box_distribution": dg.MetadataValue.md(_histogram_markdown(d_box)),
+        },
+    )
+    yield checks.degenerate(features)
+
+
+def _histogram_markdown(values: pl.Series, bins: int = 10) -> str:
+    if values.is_empty():
+        return "no values"
+    counts = values.hist(bin_count=bins)
+    lines = ["| bin | count |", "|---|---|"]
+    lines += [f"| {row[0]:.3f} | {row[-1]} |" for row in counts.iter_rows()]
+    return "\n".join(lines)
+
+
+@_table_asset(
+    DATASET_SCHEMA,
+    [
+        _spec(
+            checks.EXPECTED_RANGES_CHECK,
+            "mfn_dataset",
+            "Columns lie within the ranges of the preset's expect: block.",
+        )
+    ],
+)
+def mfn_dataset(
+    context: AssetExecutionContext,
+    simulation_runs: pl.DataFrame,
+    fractal_features: pl.DataFrame,
+) -> Iterator[object]:
+    """The ML-ready table: parameters, run metrics and features of each successful run."""
+    preset = preset_of(context)
+    dataset = _enforced(
+        DATASET_SCHEMA, dataset_table(simulation_runs, fractal_features), preset.name
+    )
+    yield dg.Output(
+        dataset,
+        metadata={"dagster/row_count": dataset.height, "columns": dataset.width},
+    )
+    yield checks.expected_ranges(preset, dataset)
+
+
+@_table_asset(
+    SUMMARY_SCHEMA,
+    [
+        _spec(
+            checks.DRIFT_CHECK,
+            "preset_summary",
+            "Feature means unchanged since the previous build of the same config (WARN).",
+        )
+    ],
+)
+def preset_summary(
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    simulation_runs: pl.DataFrame,
+    mfn_dataset: pl.DataFrame,
+) -> Iterator[object]:
+    """Per-preset aggregates: run counts, time, mean and spread of every feature."""
+    preset = preset_of(context)
+    previous = warehouse.read_previous("preset_summary", preset.name)
+    summary = _enforced(
+        SUMMARY_SCHEMA, summary_table(preset, simulation_runs, mfn_dataset), preset.name
+    )
+    row = summary.row(0, named=True)
+    yield dg.Output(
+        summary,
+        metadata={
+            "dagster/row_count": summary.height,
+            "ok_runs": row["ok_runs"],
+            "failed_runs": row["failed_runs"],
+            "D_box_mean": row["D_box_mean"] or 0.0,
+            "lyapunov_mean": row["lyapunov_mean"] or 0.0,
+        },
+    )
+    yield checks.drift(previous, summary)
+
+
+def _this_run(
+    context: AssetExecutionContext,
+) -> tuple[dict[str, dict[str, object]], dict[str, str]]:
+    """Materialization metadata per asset and check outcomes recorded so far in this run."""
+    records = context.instance.all_logs(
+        context.run_id,
+        of_type={
+            dg.DagsterEventType.ASSET_MATERIALIZATION,
+            dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+        },
+    )
+    materialized: dict[str, dict[str, object]] = {}
+    outcomes: dict[str, str] = {}
+    for record in records:
+        event = record.dagster_event
+        if event is None:
+            continue
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            mat = event.step_materialization_data.materialization
+            materialized[mat.asset_key.to_user_string()] = {
+                key: value.value for key, value in mat.metadata.items()
+            }
+        else:
+            evaluation = event.event_specific_data
+            outcome = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
+            outcomes[f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"] = outcome
+    return materialized, outcomes
+
+
+@dg.asset(
+    partitions_def=presets_partitions,
+    group_name=GROUP,
+    io_manager_key=IO_MANAGER_KEY,
+    metadata=column_schema(BUILDS_SCHEMA),
+    code_version=CODE_VERSION,
+    kinds={"python", "parquet"},
+    deps=["simulation_runs", "fractal_features", "mfn_dataset"],
+)
+def builds(
+    context: AssetExecutionContext, warehouse: Warehouse, preset_summary: pl.DataFrame
+) -> dg.Output[pl.DataFrame]:
+    """History of every build of the preset: code version, config hash, counts, checks."""
+    preset = preset_of(context)
+    materialized, outcomes = _this_run(context)
+    summary = preset_summary.row(0, named=True)
+
+    def seconds(asset: str) -> float | None:
+        value = materialized.get(asset, {}).get("duration_s")
+        return float(value) if isinstance(value, int | float) else None
+
+    record = pl.DataFrame(
+        {
+            "build_id": [context.run_id],
+            "preset": [preset.name],
+            "finished_at": [dt.datetime.now(dt.UTC)],
+            "code_version": [CODE_VERSION],
+            "config_hash": [preset.config_hash],
+            "runs": [summary["runs"]],
+            "failed_runs": [summary["failed_runs"]],
+            "dataset_rows": [summary["ok_runs"]],
+            "simulation_s": [seconds("simulation_runs")],
+            "features_s": [seconds("fractal_features")],
+            "checks_passed": [sum(o == "passed" for o in outcomes.values())],
+            "checks_failed": [sum(o != "passed" for o in outcomes.values())],
+            "check_outcomes": [json.dumps(outcomes, sort_keys=True)],
+        },
+        schema=BUILDS_SCHEMA_DTYPES,
+    )
+    previous = warehouse.read_previous("builds", preset.name)
+    history = record if previous is None else pl.concat([previous, record])
+    # A re-run of the same Dagster run (retry) replaces its own record.
+    history = history.unique(subset="build_id", keep="last", maintain_order=True)
+    history = _enforced(BUILDS_SCHEMA, history, preset.name)
+    return dg.Output(
+        history,
+        metadata={
+            "dagster/row_count": history.height,
+            "checks_passed": record["checks_passed"].item(),
+            "checks_failed": record["checks_failed"].item(),
+        },
+    )
+
+
+BUILDS_SCHEMA_DTYPES: dict[str, pl.DataType] = {
+    name: column.dtype.type for name, column in BUILDS_SCHEMA.columns.items()
+}
+
+ASSETS = [simulation_runs, fractal_features, mfn_dataset, preset_summary, builds]

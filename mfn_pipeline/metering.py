@@ -1,0 +1,55 @@
+"""Wall time and peak resident memory of a block of work, for the expect: ceilings."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+SAMPLE_INTERVAL_S = 0.02
+
+
+def resident_bytes() -> int:
+    """Current resident set size of this process."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * _PAGE
+
+
+@dataclass
+class Usage:
+    seconds: float = 0.0
+    peak_rss_bytes: int = 0
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return self.peak_rss_bytes / 2**20
+
+
+@contextlib.contextmanager
+def metered() -> Iterator[Usage]:
+    """Measure the block: wall seconds and the highest RSS seen while it ran.
+
+    The process-lifetime peak (getrusage) would include whatever ran before, so a
+    sampling thread records the peak of this block alone.
+    """
+    usage = Usage(peak_rss_bytes=resident_bytes())
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(SAMPLE_INTERVAL_S):
+            usage.peak_rss_bytes = max(usage.peak_rss_bytes, resident_bytes())
+
+    sampler = threading.Thread(target=sample, name="mfn-rss-sampler", daemon=True)
+    start = time.perf_counter()
+    sampler.start()
+    try:
+        yield usage
+    finally:
+        done.set()
+        sampler.join()
+        usage.peak_rss_bytes = max(usage.peak_rss_bytes, resident_bytes())
+        usage.seconds = time.perf_counter() - start

@@ -1,0 +1,184 @@
+"""Configuration of the code location: the environment file and every preset.
+
+Everything is validated when the code location loads: an invalid file stops the load
+with one :class:`ConfigError` naming the file, the field, the value and what is
+allowed. ``MFN_ENV`` picks ``configs/environments/<name>.yaml`` (default ``dev``);
+``MFN_CONFIG_DIR`` points at another ``configs`` folder; ``MFN_WAREHOUSE`` and
+``MFN_CATALOG`` override where data is written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mfn_core.presets import Preset, PresetError, load_preset
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ENV_VAR, CONFIG_DIR_VAR = "MFN_ENV", "MFN_CONFIG_DIR"
+WAREHOUSE_VAR, CATALOG_VAR = "MFN_WAREHOUSE", "MFN_CATALOG"
+DEFAULT_ENV = "dev"
+EXECUTORS = ("in_process", "multiprocess")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LIMIT_KEYS = ("grid_size", "steps", "num_samples")
+ENV_KEYS = ("warehouse", "catalog", "executor", "max_concurrent", "log_level", "limits")
+NAME = re.compile(r"[a-z0-9_-]{1,64}")
+
+Executor = Literal["in_process", "multiprocess"]
+
+
+class ConfigError(ValueError):
+    """A configuration file is invalid; the message names file, field, value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Largest preset the environment accepts."""
+
+    grid_size: int
+    steps: int
+    num_samples: int
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where data lives and how builds execute, from ``configs/environments/<name>.yaml``."""
+
+    name: str
+    warehouse: str  # a local folder or an fsspec URL
+    catalog: Path
+    executor: Executor
+    max_concurrent: int
+    log_level: str
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration: one environment and the presets, keyed by name."""
+
+    environment: Environment
+    presets: Mapping[str, Preset]
+
+
+def load_settings(config_dir: Path | None = None, env_name: str | None = None) -> Settings:
+    """Read and validate the environment file and every preset, or raise ConfigError."""
+    config_dir = Path(config_dir or os.environ.get(CONFIG_DIR_VAR) or PROJECT_ROOT / "configs")
+    env_name = env_name or os.environ.get(ENV_VAR) or DEFAULT_ENV
+    if not NAME.fullmatch(env_name):
+        raise ConfigError(
+            f"{ENV_VAR} = {env_name!r} is not an environment name; "
+            "allowed: a-z, 0-9, '_' and '-', e.g. dev or prod"
+        )
+    environment = _load_environment(config_dir / "environments" / f"{env_name}.yaml", env_name)
+    return Settings(environment, _load_presets(config_dir / "presets", environment))
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        folder = path.parent
+        known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        raise ConfigError(
+            f"{path}: no such file; allowed: one of {', '.join(known) or '(none found)'}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def _load_environment(path: Path, name: str) -> Environment:
+    document = _read_yaml(path)
+    if not isinstance(document, dict):
+        raise ConfigError(
+            f"{path}: the document is a {type(document).__name__}; "
+            f"allowed: a mapping of {', '.join(ENV_KEYS)}"
+        )
+    unknown = sorted(str(key) for key in document if key not in ENV_KEYS)
+    missing = [key for key in ENV_KEYS if key not in document]
+    if unknown or missing:
+        problem = f"unknown field {', '.join(unknown)}" if unknown else ""
+        problem += ("; " if unknown and missing else "") + (
+            f"missing field {', '.join(missing)}" if missing else ""
+        )
+        raise ConfigError(f"{path}: {problem}; allowed: {', '.join(ENV_KEYS)}")
+
+    def text(key: str, choices: tuple[str, ...] = ()) -> str:
+        value = document[key]
+        if not isinstance(value, str) or not value or (choices and value not in choices):
+            allowed = f"one of {', '.join(choices)}" if choices else "a non-empty string"
+            raise ConfigError(f"{path}: {key} = {value!r} is invalid; allowed: {allowed}")
+        return value
+
+    limits = document["limits"]
+    if not isinstance(limits, dict) or sorted(limits) != sorted(LIMIT_KEYS):
+        raise ConfigError(
+            f"{path}: limits = {limits!r} is invalid; allowed: a mapping of exactly "
+            f"{', '.join(LIMIT_KEYS)} to positive integers"
+        )
+    for key in LIMIT_KEYS:
+        _positive_int(path, f"limits.{key}", limits[key])
+    warehouse = os.environ.get(WAREHOUSE_VAR) or text("warehouse")
+    catalog = os.environ.get(CATALOG_VAR) or text("catalog")
+    return Environment(
+        name=name,
+        warehouse=warehouse if "://" in warehouse else str(_local(warehouse)),
+        catalog=_local(catalog),
+        executor=text("executor", EXECUTORS),  # type: ignore[arg-type]
+        max_concurrent=_positive_int(path, "max_concurrent", document["max_concurrent"]),
+        log_level=text("log_level", LOG_LEVELS),
+        limits=Limits(**{key: limits[key] for key in LIMIT_KEYS}),
+    )
+
+
+def _local(location: str) -> Path:
+    """A local path, relative ones taken from the project root."""
+    path = Path(location).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _positive_int(path: Path, field: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{path}: {field} = {value!r} is invalid; allowed: an integer >= 1")
+    return value
+
+
+def _load_presets(folder: Path, environment: Environment) -> dict[str, Preset]:
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    if not files:
+        raise ConfigError(f"{folder}: no preset files; allowed: one or more <name>.yaml files")
+    presets = {}
+    for path in files:
+        if not NAME.fullmatch(path.stem):
+            raise ConfigError(
+                f"{path}: file name {path.stem!r} is not a preset name; "
+                "allowed: 1 to 64 characters from a-z, 0-9, '_' and '-'"
+            )
+        try:
+            preset = load_preset(path)
+        except PresetError as exc:
+            raise ConfigError(str(exc)) from None
+        if preset.name != path.stem:
+            raise ConfigError(
+                f"{path}: name = {preset.name!r} differs from the file name; "
+                f"allowed: {path.stem!r} (the name is the partition key)"
+            )
+        for key in LIMIT_KEYS:
+            value, limit = getattr(preset, key), getattr(environment.limits, key)
+            if value > limit:
+                raise ConfigError(
+                    f"{path}: {key} = {value} exceeds the {environment.name} environment's "
+                    f"limit; allowed: at most {limit}"
+                )
+        presets[preset.name] = preset
+    return presets

@@ -1,0 +1,201 @@
+"""The warehouse: one Parquet file per table partition, and a DuckDB catalog of views.
+
+A partition is written under a temporary name in its table's folder and renamed
+into place, so a reader sees the old file or the new one, never a torn one; a write
+takes no DuckDB lock. ``mfn.duckdb`` only holds views over the files' glob, so it
+changes only when a table appears: it is then rebuilt under a temporary name and
+renamed over the old one, and a user holding it open never blocks a build.
+"""
+
+# Dagster and pydantic read the resource annotations at runtime: no postponed
+# annotations in this module.
+import contextlib
+import fcntl
+import io
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+from upath import UPath
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = ".parquet"
+# View name in the catalog -> the table (asset) folder it reads.
+VIEWS: dict[str, str] = {
+    "runs": "simulation_runs",
+    "features": "fractal_features",
+    "dataset": "mfn_dataset",
+    "preset_summary": "preset_summary",
+    "builds": "builds",
+}
+_SIGNATURE_TABLE = "mfn_catalog_info"
+
+
+class WarehouseError(RuntimeError):
+    """A stored partition is missing or unreadable; the message names the file and the fix."""
+
+
+def _is_local(path: UPath) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where tables live (a folder or fsspec URL) and the DuckDB catalog that views them."""
+
+    root: str
+    catalog: str
+
+    def table_path(self, table: str, partition: str) -> UPath:
+        return UPath(self.root) / table / f"{partition}{SUFFIX}"
+
+    def write(self, table: str, partition: str, frame: pl.DataFrame) -> UPath:
+        """Replace one partition of ``table`` in a single atomic step, then update the catalog."""
+        path = self.table_path(table, partition)
+        if _is_local(path):
+            _atomic_local_write(Path(path.path), frame)
+        else:
+            # Object stores publish a whole object per PUT: readers see old or new.
+            buffer = io.BytesIO()
+            frame.write_parquet(buffer)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(buffer.getvalue())
+        refresh_catalog(self.root, Path(self.catalog))
+        return path
+
+    def read(self, table: str, partition: str) -> pl.DataFrame:
+        path = self.table_path(table, partition)
+        if not path.exists():
+            raise WarehouseError(
+                f"{path}: partition {partition!r} of {table} has not been built; "
+                f"build it first (dagster asset materialize -m mfn_pipeline --select '*' "
+                f"--partition {partition})"
+            )
+        try:
+            with path.open("rb") as handle:
+                return pl.read_parquet(handle)
+        # Any decoding failure means a damaged file; say which and how to repair it.
+        except Exception as exc:
+            raise WarehouseError(
+                f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); "
+                f"delete it and rebuild the partition (dagster asset materialize -m "
+                f"mfn_pipeline --select '*' --partition {partition})"
+            ) from exc
+
+    def read_previous(self, table: str, partition: str) -> pl.DataFrame | None:
+        """The stored partition, or None when there is none yet or it is unreadable."""
+        try:
+            return self.read(table, partition)
+        except WarehouseError as exc:
+            logger.info("no previous %s/%s to compare with: %s", table, partition, exc)
+            return None
+
+
+def _atomic_local_write(path: Path, frame: pl.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder, so the rename never crosses a file system; the name does not end
+    # in .parquet, so catalog globs never pick up a half-written file.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            frame.write_parquet(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _catalog_lock(catalog: Path) -> Iterator[None]:
+    """Serialise catalog rebuilds across processes (builds of several presets at once)."""
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    with open(catalog.with_name(catalog.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _view_sources(root: str) -> dict[str, str]:
+    """Glob of each view whose table has at least one stored partition."""
+    sources = {}
+    for view, table in VIEWS.items():
+        folder = UPath(root) / table
+        if folder.exists() and any(folder.glob(f"*{SUFFIX}")):
+            sources[view] = str(folder / f"*{SUFFIX}")
+    return sources
+
+
+def _current_signature(catalog: Path) -> str | None:
+    if not catalog.exists():
+        return None
+    try:
+        with duckdb.connect(str(catalog), read_only=True) as con:
+            row = con.execute(f"SELECT signature FROM {_SIGNATURE_TABLE}").fetchall()
+    except duckdb.Error:
+        return None  # unreadable or from an older layout: rebuild it
+    return str(row[0][0]) if row else None
+
+
+def _sql_literal(text: str) -> str:
+    # DDL cannot take bound parameters; the paths come from the environment config,
+    # never from users or partition keys.
+    return "'" + text.replace("'", "''") + "'"
+
+
+def refresh_catalog(root: str, catalog: Path) -> bool:
+    """Make ``catalog`` hold one view per stored table; return True if it was rebuilt."""
+    with _catalog_lock(catalog):
+        sources = _view_sources(root)
+        signature = json.dumps(sources, sort_keys=True)
+        if _current_signature(catalog) == signature:
+            return False
+        tmp = catalog.with_name(f".{catalog.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with duckdb.connect(str(tmp)) as con:
+                for view, glob in sources.items():
+                    con.execute(
+                        f"CREATE VIEW {view} AS SELECT * FROM read_parquet("
+                        f"{_sql_literal(glob)}, union_by_name = true)"
+                    )
+                con.execute(f"CREATE TABLE {_SIGNATURE_TABLE} (signature VARCHAR)")
+                con.execute(f"INSERT INTO {_SIGNATURE_TABLE} VALUES (?)", [signature])
+            os.replace(tmp, catalog)
+        finally:
+            tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+        logger.info("catalog %s now has views %s", catalog, ", ".join(sources) or "(none)")
+        return True
+
+
+class WarehouseIOManager(dg.ConfigurableIOManager):
+    """Stores each asset partition as one atomically replaced Parquet file."""
+
+    warehouse: Warehouse
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        path = self.warehouse.write(context.asset_key.path[-1], context.partition_key, obj)
+        context.add_output_metadata(
+            {"path": dg.MetadataValue.path(str(path)), "size_bytes": path.stat().st_size}
+        )
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        return self.warehouse.read(context.asset_key.path[-1], context.asset_partition_key)
