@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean-cache clean
+.PHONY: run ui test lint bench bench-pipeline clean-cache clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,9 +12,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: sweep the small preset on all cores and print the table
-run: $(STAMP)
-	$(BIN)/python -m mfn_core configs/presets/small.yaml
+# Dagster keeps its runs and event logs inside the project, never in the user's home.
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+UI_PORT ?= 3000
+
+## run: build the small preset end to end through Dagster and query the result
+run: $(STAMP) $(DAGSTER_HOME)
+	$(BIN)/python -m mfn_pipeline small
+
+## ui: the Dagster UI on http://127.0.0.1:$(UI_PORT)
+ui: $(STAMP) $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
+
+$(DAGSTER_HOME):
+	mkdir -p $@
 
 ## test: lint, type-check, then the test suite (slow cases in their own step)
 test: $(STAMP) lint
@@ -29,6 +40,10 @@ lint: $(STAMP)
 ## bench: compiled core vs NumPy reference, side by side
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.core
+
+## bench-pipeline: Dagster materialization vs run_sweep for medium and large
+bench-pipeline: $(STAMP)
+	$(BIN)/python -m benchmarks.pipeline
 
 ## clean-cache: drop numba's compiled-code cache (needed after editing mfn_core/_jit.py)
 clean-cache:

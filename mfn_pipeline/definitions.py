@@ -16,6 +16,8 @@ NIGHTLY_CRON = "0 2 * * *"
 build_all_presets_job = dg.define_asset_job(
     "build_all_presets_job",
     selection=dg.AssetSelection.groups(GROUP),
+    # Deprecated in Dagster 1.13 but still needed: without it the partitioned schedule
+    # below cannot tell the job is statically partitioned and rejects cron_schedule.
     partitions_def=presets_partitions,
     description="Build one preset end to end: runs, features, data set, summary, build record.",
 )

@@ -1,0 +1,132 @@
+"""Whole builds through Dagster against real Parquet files and a real DuckDB catalog."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from mfn_core.features import ALL_FEATURE_NAMES
+from mfn_core.sweep import run_sweep
+from mfn_pipeline import checks
+from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.settings import Environment
+from mfn_pipeline.storage import VIEWS, Warehouse
+
+from .conftest import build
+
+WHOLE_RUN = ["sim_id", "preset", "seed", "growth_events", "lyapunov", "field_sha256"]
+
+
+def assert_built_like_run_sweep(preset: str, environment: Environment, warehouse: Warehouse):
+    expected = run_sweep(SETTINGS.presets[preset])
+    dataset = warehouse.read("mfn_dataset", preset)
+    assert dataset.height == SETTINGS.presets[preset].num_samples
+    columns = WHOLE_RUN + list(ALL_FEATURE_NAMES)
+    # Bit for bit: the pipeline adds no drift to what the core computes.
+    assert dataset.select(columns).equals(expected.select(columns))
+    with duckdb.connect(str(environment.catalog), read_only=True) as con:
+        assert {row[0] for row in con.execute("SHOW TABLES").fetchall()} >= set(VIEWS)
+        (count,) = con.execute(
+            "SELECT count(*) FROM dataset WHERE preset = ?", [preset]
+        ).fetchall()[0]
+        assert count == dataset.height
+        (builds,) = con.execute(
+            "SELECT count(*) FROM builds WHERE preset = ?", [preset]
+        ).fetchall()[0]
+        assert builds >= 1
+
+
+@pytest.mark.parametrize("preset", ["small", "benchmark", "medium", "transition"])
+def test_preset_materializes_and_equals_run_sweep(
+    preset: str, environment: Environment, warehouse: Warehouse, instance: dg.DagsterInstance
+) -> None:
+    result = build(preset, environment, instance)
+    assert result.success
+    assert_built_like_run_sweep(preset, environment, warehouse)
+    outcomes = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    for name in (
+        checks.ROW_COUNT_CHECK,
+        checks.CEILINGS_CHECK,
+        checks.CORE_SANITY_CHECK,
+        checks.EXPECTED_RANGES_CHECK,
+    ):
+        assert outcomes.get(name) is True, (name, outcomes)
+    history = warehouse.read("builds", preset)
+    recorded = history.row(-1, named=True)
+    assert recorded["build_id"] == result.run_id
+    assert recorded["runs"] == SETTINGS.presets[preset].num_samples
+    assert recorded["config_hash"] == SETTINGS.presets[preset].config_hash
+    assert recorded["checks_passed"] + recorded["checks_failed"] == 6
+
+
+@pytest.mark.slow
+def test_large_preset_materializes_and_equals_run_sweep(
+    environment: Environment, warehouse: Warehouse, instance: dg.DagsterInstance
+) -> None:
+    assert build("large", environment, instance).success
+    assert_built_like_run_sweep("large", environment, warehouse)
+
+
+def test_building_twice_gives_the_same_rows_and_no_duplicates(
+    environment: Environment, warehouse: Warehouse, instance: dg.DagsterInstance
+) -> None:
+    assert build("small", environment, instance).success
+    first = {t: warehouse.read(t, "small") for t in ("simulation_runs", "mfn_dataset")}
+    second_run = build("small", environment, instance)
+    assert second_run.success
+    for table, before in first.items():
+        after = warehouse.read(table, "small")
+        assert after.drop("duration_s").equals(before.drop("duration_s"))
+        assert after["sim_id"].is_unique().all()
+    with duckdb.connect(str(environment.catalog), read_only=True) as con:
+        rows = con.execute("SELECT count(*), count(DISTINCT sim_id) FROM dataset").fetchall()
+        assert rows == [(10, 10)]
+        assert con.execute("SELECT count(*) FROM builds").fetchall() == [(2,)]
+    # Same config and code: the second build sees no drift.
+    drift = [
+        e for e in second_run.get_asset_check_evaluations() if e.check_name == checks.DRIFT_CHECK
+    ]
+    assert [e.passed for e in drift] == [True]
+    assert drift[0].metadata["compared_with"].value == "previous build, same config hash"
+
+
+def test_broken_table_fails_the_asset_and_keeps_the_previous_partition(
+    environment: Environment,
+    warehouse: Warehouse,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert build("small", environment, instance).success
+    path = warehouse.table_path("fractal_features", "small")
+    before = path.read_bytes()
+
+    from mfn_pipeline import assets
+
+    good_features = assets.features_table
+
+    def broken_features(runs: pl.DataFrame) -> pl.DataFrame:
+        return good_features(runs).with_columns(
+            V_std=pl.when(pl.col("sim_id") == 4).then(float("nan")).otherwise(pl.col("V_std"))
+        )
+
+    monkeypatch.setattr(assets, "features_table", broken_features)
+    result = build("small", environment, instance)
+
+    assert not result.success
+    failure = next(
+        e for e in result.all_events if e.is_step_failure and e.step_key == "fractal_features"
+    )
+    message = failure.step_failure_data.error.message if failure.step_failure_data.error else ""
+    assert "fractal_features breaks its contract" in message
+    assert "row 4: column V_std = NaN" in message
+    assert path.read_bytes() == before  # the last good partition stays, untouched
+    materialized = {
+        e.asset_key.to_user_string()
+        for e in result.all_events
+        if e.is_step_materialization and e.asset_key is not None
+    }
+    assert materialized == {"simulation_runs"}  # downstream assets did not run
+    with duckdb.connect(str(environment.catalog), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM features").fetchall() == [(10,)]

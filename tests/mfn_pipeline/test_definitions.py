@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from mfn_pipeline import checks, defs
+from mfn_pipeline.definitions import nightly_build_schedule
+from mfn_pipeline.partitions import SETTINGS
+
+
+def test_definitions_snapshot() -> None:
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    assets = sorted(key.to_user_string() for key in graph.get_all_asset_keys())
+    assert assets == [
+        "builds",
+        "fractal_features",
+        "mfn_dataset",
+        "preset_summary",
+        "simulation_runs",
+    ]
+    check_keys = sorted(
+        f"{key.asset_key.to_user_string()}.{key.name}" for key in graph.asset_check_keys
+    )
+    assert check_keys == sorted(
+        [
+            f"simulation_runs.{checks.ROW_COUNT_CHECK}",
+            f"simulation_runs.{checks.CEILINGS_CHECK}",
+            f"simulation_runs.{checks.CORE_SANITY_CHECK}",
+            f"fractal_features.{checks.DEGENERATE_CHECK}",
+            f"mfn_dataset.{checks.EXPECTED_RANGES_CHECK}",
+            f"preset_summary.{checks.DRIFT_CHECK}",
+        ]
+    )
+    jobs = sorted(job.name for job in repo.get_all_jobs() if not job.name.startswith("__"))
+    assert jobs == ["build_all_presets_job"]
+    assert [s.name for s in repo.schedule_defs] == ["nightly_build_schedule"]
+
+
+def test_assets_are_described_grouped_and_carry_their_column_schema() -> None:
+    graph = defs.get_repository_def().asset_graph
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.group_name == "mfn"
+        assert node.description
+        assert "\n" not in node.description
+        schema = node.metadata["dagster/column_schema"]
+        assert isinstance(schema, dg.TableSchema)
+        assert len(schema.columns) >= 5
+        assert node.partitions_def is not None
+        assert set(node.partitions_def.get_partition_keys()) == set(SETTINGS.presets)
+
+
+def test_nightly_schedule_requests_one_run_per_preset_at_two_utc() -> None:
+    assert nightly_build_schedule.cron_schedule == "0 2 * * *"
+    assert nightly_build_schedule.execution_timezone == "UTC"
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC),
+            repository_def=defs.get_repository_def(),
+        )
+        result = nightly_build_schedule.evaluate_tick(context)
+    requests = result.run_requests or []
+    assert sorted(request.partition_key or "" for request in requests) == sorted(SETTINGS.presets)
+    assert all(request.job_name in (None, "build_all_presets_job") for request in requests)
