@@ -32,7 +32,12 @@ def test_project_configs_load_in_every_environment() -> None:
 
 def test_transition_preset_has_the_issue_values() -> None:
     preset = load_settings(CONFIGS, "dev").presets["transition"]
-    assert (preset.grid_size, preset.steps, preset.num_samples, preset.base_seed) == (64, 200, 96, 7)
+    assert (preset.grid_size, preset.steps, preset.num_samples, preset.base_seed) == (
+        64,
+        200,
+        96,
+        7,
+    )
     assert preset.sweep == (("r_activator", (0.05, 0.055, 0.06, 0.065, 0.07, 0.08)),)
     assert preset.seeds_per_config == 16
     assert preset.params["alpha"] == 0.1

@@ -1,0 +1,152 @@
+"""The warehouse and catalog: atomic partitions, views, concurrent builds and readers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.storage import Warehouse, WarehouseError, refresh_catalog
+
+from .conftest import PROJECT
+
+
+def test_write_replaces_the_partition_and_leaves_no_temporary_file(warehouse: Warehouse) -> None:
+    warehouse.write("mfn_dataset", "small", pl.DataFrame({"sim_id": [1, 2], "preset": "small"}))
+    warehouse.write("mfn_dataset", "small", pl.DataFrame({"sim_id": [3], "preset": "small"}))
+    folder = Path(warehouse.root) / "mfn_dataset"
+    assert sorted(p.name for p in folder.iterdir()) == ["small.parquet"]
+    assert warehouse.read("mfn_dataset", "small")["sim_id"].to_list() == [3]
+    with duckdb.connect(warehouse.catalog, read_only=True) as con:
+        assert con.execute("SELECT sim_id FROM dataset").fetchall() == [(3,)]
+
+
+def test_catalog_is_rebuilt_only_when_a_table_appears(warehouse: Warehouse) -> None:
+    root, catalog = warehouse.root, Path(warehouse.catalog)
+    warehouse.write("simulation_runs", "small", pl.DataFrame({"sim_id": [0]}))
+    inode = catalog.stat().st_ino
+    assert not refresh_catalog(root, catalog)
+    warehouse.write("simulation_runs", "medium", pl.DataFrame({"sim_id": [1, 2]}))
+    assert catalog.stat().st_ino == inode  # a new partition needs no new catalog
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchall() == [(3,)]
+    warehouse.write("builds", "small", pl.DataFrame({"build_id": ["x"]}))
+    assert catalog.stat().st_ino != inode
+
+
+def test_a_reader_holding_the_catalog_open_never_blocks_a_build(warehouse: Warehouse) -> None:
+    warehouse.write("simulation_runs", "small", pl.DataFrame({"sim_id": [0]}))
+    with duckdb.connect(warehouse.catalog, read_only=True) as held:
+        warehouse.write("fractal_features", "small", pl.DataFrame({"sim_id": [0]}))
+        assert held.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
+    with duckdb.connect(warehouse.catalog, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM features").fetchall() == [(1,)]
+
+
+def test_unreadable_partition_names_the_file_and_the_fix(warehouse: Warehouse) -> None:
+    with pytest.raises(WarehouseError, match="has not been built; build it first"):
+        warehouse.read("mfn_dataset", "small")
+    path = Path(warehouse.root) / "mfn_dataset" / "small.parquet"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(WarehouseError) as excinfo:
+        warehouse.read("mfn_dataset", "small")
+    assert str(path) in str(excinfo.value)
+    assert "--partition small" in str(excinfo.value)
+
+
+READER = """
+import json, sys, time, duckdb, pathlib
+catalog, stop, out = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
+queries = errors = 0
+seen, failures = [], []
+while not stop.exists():
+    if not pathlib.Path(catalog).exists():
+        time.sleep(0.05)
+        continue
+    try:
+        with duckdb.connect(catalog, read_only=True) as con:
+            views = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
+            for view in sorted(views & {"runs", "dataset"}):
+                rows = con.execute(
+                    f"SELECT preset, count(*) FROM {view} GROUP BY preset"
+                ).fetchall()
+                seen.extend([view, preset, count] for preset, count in rows)
+                queries += 1
+    except Exception as exc:
+        errors += 1
+        failures.append(repr(exc))
+    time.sleep(0.02)
+json.dump({"queries": queries, "errors": errors, "failures": failures[:5], "seen": seen},
+          open(out, "w"))
+"""
+
+
+def test_three_builds_at_once_while_a_reader_queries(tmp_path: Path) -> None:
+    presets = ["small", "benchmark", "medium"]
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "MFN_WAREHOUSE": str(tmp_path / "warehouse"),
+        "MFN_CATALOG": str(tmp_path / "mfn.duckdb"),
+    }
+    Path(env["DAGSTER_HOME"]).mkdir()
+    # A deployed instance exists before builds start; creating its SQLite storage from
+    # three processes at once would race in Dagster's own schema migration.
+    subprocess.run(
+        [sys.executable, "-c", "import dagster as dg; i = dg.DagsterInstance.get(); i.get_runs()"],
+        env=env,
+        check=True,
+    )
+    stop, out = tmp_path / "stop", tmp_path / "reader.json"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, env["MFN_CATALOG"], str(stop), str(out)], env=env
+    )
+    dagster = Path(sys.executable).with_name("dagster")
+    builds = [
+        subprocess.Popen(
+            [
+                str(dagster),
+                "asset",
+                "materialize",
+                "-m",
+                "mfn_pipeline",
+                "--select",
+                "*",
+                "--partition",
+                preset,
+            ],
+            env=env,
+            cwd=PROJECT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for preset in presets
+    ]
+    logs = [build.communicate(timeout=600)[0] for build in builds]
+    time.sleep(0.5)  # let the reader see the final state too
+    stop.touch()
+    reader.wait(timeout=60)
+    for build, log in zip(builds, logs, strict=True):
+        assert build.returncode == 0, log[-3000:]
+
+    report = json.loads(out.read_text())
+    assert report["errors"] == 0, report["failures"]
+    assert report["queries"] > 10
+    expected = {name: SETTINGS.presets[name].num_samples for name in presets}
+    partial = [(v, p, c) for v, p, c in report["seen"] if c != expected[p]]
+    assert partial == []  # every query saw whole partitions only
+    with duckdb.connect(env["MFN_CATALOG"], read_only=True) as con:
+        counts = dict(
+            con.execute("SELECT preset, count(*) FROM dataset GROUP BY preset").fetchall()
+        )
+    assert counts == expected
