@@ -105,6 +105,22 @@ def run_one(
     return row
 
 
+def _list_column(name: str, values: list[np.ndarray | None]) -> pl.Series:
+    """A List(Float64) column from per-run arrays of one length (None: placeholder).
+
+    Stacking into one 2-D array lets polars take the values in a single copy; the
+    caller turns the failed runs' placeholders into nulls.
+    """
+    length = next((len(v) for v in values if v is not None), 0)
+    stacked = np.zeros((len(values), length))
+    for k, value in enumerate(values):
+        if value is not None:
+            stacked[k] = value
+    if length == 0:
+        return pl.Series(name, [[] for _ in values], dtype=pl.List(pl.Float64()))
+    return pl.Series(name, stacked).cast(pl.List(pl.Float64()))
+
+
 def run_sweep(
     preset: Preset,
     workers: int | None = None,
@@ -151,12 +167,6 @@ def run_sweep(
     if not keep_arrays:
         return pl.DataFrame(rows, schema=SWEEP_SCHEMA)
     failed = pl.Series([row["status"] != STATUS_OK for row in rows])
-    empty = np.empty(0)
-    arrays = {}
-    for name, dtype in ARRAY_SCHEMA.items():
-        # polars builds a fixed-size Array column from equal-length arrays: cast to the
-        # List type of the contract, then turn the failed runs' placeholders into nulls.
-        values = [empty if (value := row.pop(name)) is None else value for row in rows]
-        column = pl.Series(name, values).cast(dtype)
-        arrays[name] = pl.when(failed).then(None).otherwise(column)
-    return pl.DataFrame(rows, schema=SWEEP_SCHEMA).with_columns(**arrays)
+    arrays = {name: _list_column(name, [row.pop(name) for row in rows]) for name in ARRAY_SCHEMA}
+    nulled = {name: pl.when(failed).then(None).otherwise(c) for name, c in arrays.items()}
+    return pl.DataFrame(rows, schema=SWEEP_SCHEMA).with_columns(**nulled)

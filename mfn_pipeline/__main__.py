@@ -32,11 +32,8 @@ ORDER BY alpha, r_activator
 """
 
 
-def build(preset: str) -> bool:
+def build(job: dg.JobDefinition, preset: str) -> bool:
     """Materialize every asset of one preset partition; True on success."""
-    from mfn_pipeline import defs
-
-    job = defs.resolve_job_def("build_all_presets_job")
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             partition_key=preset, instance=instance, raise_on_error=False
@@ -51,17 +48,21 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get("DAGSTER_HOME"):
         parser.error("DAGSTER_HOME is not set; `make run` sets it to .dagster_home")
     try:
-        from mfn_pipeline.partitions import SETTINGS
+        # Imported here so that an invalid configuration file is reported as one
+        # clear message instead of a traceback from module import.
+        from mfn_pipeline import defs  # noqa: PLC0415
+        from mfn_pipeline.partitions import SETTINGS  # noqa: PLC0415
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 1
     unknown = [name for name in args.presets if name not in SETTINGS.presets]
     if unknown:
         parser.error(f"unknown preset {', '.join(unknown)}; known: {', '.join(SETTINGS.presets)}")
+    job = defs.resolve_job_def("build_all_presets_job")
     failed = []
     for preset in args.presets:
         start = time.perf_counter()
-        ok = build(preset)
+        ok = build(job, preset)
         print(f"{preset}: {'built' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s")
         if not ok:
             failed.append(preset)

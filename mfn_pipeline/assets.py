@@ -30,7 +30,7 @@ from mfn_core.contracts import (
     ContractError,
     enforce,
 )
-from mfn_core.sweep import STATUS_FAILED, default_workers, run_sweep
+from mfn_core.sweep import ARRAY_SCHEMA, STATUS_FAILED, default_workers, run_sweep
 from mfn_core.tables import dataset_table, features_table, runs_table, summary_table
 from mfn_pipeline import checks
 from mfn_pipeline.metering import metered
@@ -93,10 +93,13 @@ def _markdown(table: pl.DataFrame, limit: int = 50) -> str:
 
 
 def _table_asset(
-    schema: pa.DataFrameSchema, check_specs: list[dg.AssetCheckSpec] | None = None
+    schema: pa.DataFrameSchema,
+    check_specs: list[dg.AssetCheckSpec] | None = None,
+    ins: dict[str, dg.AssetIn] | None = None,
 ) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """An asset of the ``mfn`` group stored as one Parquet file per preset."""
     return dg.asset(
+        ins=ins,
         partitions_def=presets_partitions,
         group_name=GROUP,
         io_manager_key=IO_MANAGER_KEY,
@@ -110,6 +113,14 @@ def _table_asset(
 def _mean(values: pl.Series) -> float:
     mean = values.mean()
     return float(mean) if isinstance(mean, int | float) else 0.0
+
+
+def _runs_columns(*columns: str) -> dict[str, dg.AssetIn]:
+    """Read only these columns of simulation_runs (not the stored fields)."""
+    return {"simulation_runs": dg.AssetIn(metadata={"columns": list(columns)})}
+
+
+_RUN_COLUMNS_WITHOUT_ARRAYS = [c for c in RUNS_SCHEMA.columns if c not in ARRAY_SCHEMA]
 
 
 def _spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
@@ -222,6 +233,7 @@ def _histogram_markdown(values: pl.Series, bins: int = 10) -> str:
             "Columns lie within the ranges of the preset's expect: block.",
         )
     ],
+    ins=_runs_columns(*_RUN_COLUMNS_WITHOUT_ARRAYS),
 )
 def mfn_dataset(
     context: AssetExecutionContext,
@@ -249,6 +261,7 @@ def mfn_dataset(
             "Feature means unchanged since the previous build of the same config (WARN).",
         )
     ],
+    ins=_runs_columns("status", "duration_s"),
 )
 def preset_summary(
     context: AssetExecutionContext,

@@ -18,6 +18,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import duckdb
@@ -27,6 +28,9 @@ from upath import UPath
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".parquet"
+# Fast to write and read; the final fields (random-looking float64) barely compress
+# under any codec, so a heavier one only costs build time.
+COMPRESSION: Literal["lz4"] = "lz4"
 # View name in the catalog -> the table (asset) folder it reads.
 VIEWS: dict[str, str] = {
     "runs": "simulation_runs",
@@ -63,13 +67,14 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         else:
             # Object stores publish a whole object per PUT: readers see old or new.
             buffer = io.BytesIO()
-            frame.write_parquet(buffer)
+            frame.write_parquet(buffer, compression=COMPRESSION)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(buffer.getvalue())
         refresh_catalog(self.root, Path(self.catalog))
         return path
 
-    def read(self, table: str, partition: str) -> pl.DataFrame:
+    def read(self, table: str, partition: str, columns: list[str] | None = None) -> pl.DataFrame:
+        """One stored partition (only ``columns``, if given)."""
         path = self.table_path(table, partition)
         if not path.exists():
             raise WarehouseError(
@@ -79,7 +84,7 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
             )
         try:
             with path.open("rb") as handle:
-                return pl.read_parquet(handle)
+                return pl.read_parquet(handle, columns=columns)
         # Any decoding failure means a damaged file; say which and how to repair it.
         except Exception as exc:
             raise WarehouseError(
@@ -104,7 +109,7 @@ def _atomic_local_write(path: Path, frame: pl.DataFrame) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with tmp.open("wb") as handle:
-            frame.write_parquet(handle)
+            frame.write_parquet(handle, compression=COMPRESSION)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -198,4 +203,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        return self.warehouse.read(context.asset_key.path[-1], context.asset_partition_key)
+        # An input may name the columns it needs (AssetIn metadata), so a summary does
+        # not read every stored field.
+        columns = (context.definition_metadata or {}).get("columns")
+        return self.warehouse.read(context.asset_key.path[-1], context.asset_partition_key, columns)

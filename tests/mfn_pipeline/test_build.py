@@ -7,6 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from mfn_core import tables
 from mfn_core.features import ALL_FEATURE_NAMES
 from mfn_core.sweep import run_sweep
 from mfn_pipeline import checks
@@ -19,7 +20,9 @@ from .conftest import build
 WHOLE_RUN = ["sim_id", "preset", "seed", "growth_events", "lyapunov", "field_sha256"]
 
 
-def assert_built_like_run_sweep(preset: str, environment: Environment, warehouse: Warehouse):
+def assert_built_like_run_sweep(
+    preset: str, environment: Environment, warehouse: Warehouse
+) -> None:
     expected = run_sweep(SETTINGS.presets[preset])
     dataset = warehouse.read("mfn_dataset", preset)
     assert dataset.height == SETTINGS.presets[preset].num_samples
@@ -102,16 +105,14 @@ def test_broken_table_fails_the_asset_and_keeps_the_previous_partition(
     path = warehouse.table_path("fractal_features", "small")
     before = path.read_bytes()
 
-    from mfn_pipeline import assets
-
-    good_features = assets.features_table
+    good_features = tables.features_table
 
     def broken_features(runs: pl.DataFrame) -> pl.DataFrame:
         return good_features(runs).with_columns(
             V_std=pl.when(pl.col("sim_id") == 4).then(float("nan")).otherwise(pl.col("V_std"))
         )
 
-    monkeypatch.setattr(assets, "features_table", broken_features)
+    monkeypatch.setattr("mfn_pipeline.assets.features_table", broken_features)
     result = build("small", environment, instance)
 
     assert not result.success

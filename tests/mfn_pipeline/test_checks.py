@@ -53,6 +53,8 @@ def test_ceilings(preset: Preset) -> None:
     with metered() as usage:
         pass
     assert checks.ceilings(preset, usage).passed
+    assert preset.expect.max_runtime_s is not None
+    assert preset.expect.max_peak_memory_mib is not None
     slow = Usage(seconds=preset.expect.max_runtime_s + 1, peak_rss_bytes=usage.peak_rss_bytes)
     assert "runtime" in (checks.ceilings(preset, slow).description or "")
     big = Usage(seconds=0.1, peak_rss_bytes=int(2**20 * (preset.expect.max_peak_memory_mib + 1)))
@@ -86,7 +88,7 @@ def test_degenerate_warns_on_constant_columns(features: pl.DataFrame) -> None:
     # At the 4.1 parameters the absolute thresholds see nothing: D_box is constant.
     assert not result.passed
     assert result.severity == dg.AssetCheckSeverity.WARN
-    assert "D_box" in result.metadata["degenerate_columns"].value
+    assert "D_box" in list(result.metadata["degenerate_columns"].value)  # type: ignore[arg-type]
     clean = checks.degenerate(
         features.with_columns(
             **{

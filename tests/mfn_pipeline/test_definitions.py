@@ -5,7 +5,6 @@ import datetime as dt
 import dagster as dg
 
 from mfn_pipeline import checks, defs
-from mfn_pipeline.definitions import nightly_build_schedule
 from mfn_pipeline.partitions import SETTINGS
 
 
@@ -53,6 +52,7 @@ def test_assets_are_described_grouped_and_carry_their_column_schema() -> None:
 
 
 def test_nightly_schedule_requests_one_run_per_preset_at_two_utc() -> None:
+    nightly_build_schedule = defs.get_repository_def().get_schedule_def("nightly_build_schedule")
     assert nightly_build_schedule.cron_schedule == "0 2 * * *"
     assert nightly_build_schedule.execution_timezone == "UTC"
     with dg.DagsterInstance.ephemeral() as instance:
