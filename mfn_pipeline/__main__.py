@@ -32,11 +32,13 @@ ORDER BY alpha, r_activator
 """
 
 
-def build(job: dg.JobDefinition, preset: str) -> bool:
+def build(job: dg.JobDefinition, preset: str, log_level: str) -> bool:
     """Materialize every asset of one preset partition; True on success."""
+    # Dagster's console logger defaults to DEBUG; follow the environment's level.
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            partition_key=preset, instance=instance, raise_on_error=False
+            partition_key=preset, instance=instance, raise_on_error=False, run_config=run_config
         )
     return result.success
 
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for preset in args.presets:
         start = time.perf_counter()
-        ok = build(job, preset)
+        ok = build(job, preset, SETTINGS.environment.log_level)
         print(f"{preset}: {'built' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s")
         if not ok:
             failed.append(preset)

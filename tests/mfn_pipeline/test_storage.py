@@ -68,19 +68,28 @@ import json, sys, time, duckdb, pathlib
 catalog, stop, out = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
 queries = errors = 0
 seen, failures = [], []
+held = None  # one connection kept open for the whole test, as a notebook would
+
+
+def count(con):
+    global queries
+    views = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
+    for view in sorted(views & {"runs", "dataset"}):
+        rows = con.execute(f"SELECT preset, count(*) FROM {view} GROUP BY preset").fetchall()
+        seen.extend([view, preset, n] for preset, n in rows)
+        queries += 1
+
+
 while not stop.exists():
     if not pathlib.Path(catalog).exists():
         time.sleep(0.05)
         continue
     try:
-        with duckdb.connect(catalog, read_only=True) as con:
-            views = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
-            for view in sorted(views & {"runs", "dataset"}):
-                rows = con.execute(
-                    f"SELECT preset, count(*) FROM {view} GROUP BY preset"
-                ).fetchall()
-                seen.extend([view, preset, count] for preset, count in rows)
-                queries += 1
+        if held is None:
+            held = duckdb.connect(catalog, read_only=True)
+        count(held)
+        with duckdb.connect(catalog, read_only=True) as fresh:
+            count(fresh)
     except Exception as exc:
         errors += 1
         failures.append(repr(exc))
