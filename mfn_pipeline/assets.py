@@ -294,7 +294,7 @@ def _this_run(
 ) -> tuple[dict[str, dict[str, object]], dict[str, str]]:
     """Materialization metadata per asset and check outcomes recorded so far in this run."""
     records = context.instance.all_logs(
-        context.run_id,
+        context.run.run_id,
         of_type={
             dg.DagsterEventType.ASSET_MATERIALIZATION,
             dg.DagsterEventType.ASSET_CHECK_EVALUATION,
@@ -341,7 +341,7 @@ def builds(
 
     record = pl.DataFrame(
         {
-            "build_id": [context.run_id],
+            "build_id": [context.run.run_id],
             "preset": [preset.name],
             "finished_at": [dt.datetime.now(dt.UTC)],
             "code_version": [CODE_VERSION],
