@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,14 @@ VIEWS: dict[str, str] = {
     "builds": "builds",
 }
 _SIGNATURE_TABLE = "mfn_catalog_info"
+# Frames this process wrote last, keyed by file path, with the file identity
+# (inode, mtime, size) they were written as: a downstream step in the same process
+# (the in-process executor) skips re-reading a file it just wrote, and any other
+# writer changes the identity and invalidates the entry.
+_RECENT_WRITES: OrderedDict[str, tuple[tuple[int, int, int], pl.DataFrame]] = OrderedDict()
+RECENT_WRITES_KEPT = 4
+# Catalog signature this process last saw, keyed by the catalog file's identity.
+_KNOWN_CATALOGS: dict[tuple[str, tuple[int, int, int]], str] = {}
 
 
 class WarehouseError(RuntimeError):
@@ -63,7 +72,9 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Replace one partition of ``table`` in a single atomic step, then update the catalog."""
         path = self.table_path(table, partition)
         if _is_local(path):
-            _atomic_local_write(Path(path.path), frame)
+            local = Path(path.path)
+            _atomic_local_write(local, frame)
+            _remember(local, frame)
         else:
             # Object stores publish a whole object per PUT: readers see old or new.
             buffer = io.BytesIO()
@@ -76,6 +87,8 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
     def read(self, table: str, partition: str, columns: list[str] | None = None) -> pl.DataFrame:
         """One stored partition (only ``columns``, if given)."""
         path = self.table_path(table, partition)
+        if _is_local(path) and (frame := _recalled(Path(path.path))) is not None:
+            return frame if columns is None else frame.select(columns)
         if not path.exists():
             raise WarehouseError(
                 f"{path}: partition {partition!r} of {table} has not been built; "
@@ -100,6 +113,31 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         except WarehouseError as exc:
             logger.info("no previous %s/%s to compare with: %s", table, partition, exc)
             return None
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _remember(path: Path, frame: pl.DataFrame) -> None:
+    identity = _identity(path)
+    if identity is None:
+        return
+    _RECENT_WRITES[str(path)] = (identity, frame)
+    _RECENT_WRITES.move_to_end(str(path))
+    while len(_RECENT_WRITES) > RECENT_WRITES_KEPT:
+        _RECENT_WRITES.popitem(last=False)
+
+
+def _recalled(path: Path) -> pl.DataFrame | None:
+    entry = _RECENT_WRITES.get(str(path))
+    if entry is None or entry[0] != _identity(path):
+        return None
+    return entry[1]
 
 
 def _atomic_local_write(path: Path, frame: pl.DataFrame) -> None:
@@ -150,14 +188,21 @@ def _view_sources(root: str) -> dict[str, str]:
 
 
 def _current_signature(catalog: Path) -> str | None:
-    if not catalog.exists():
+    identity = _identity(catalog)
+    if identity is None:
         return None
+    known = _KNOWN_CATALOGS.get((str(catalog), identity))
+    if known is not None:
+        return known
     try:
         with duckdb.connect(str(catalog), read_only=True) as con:
             row = con.execute(f"SELECT signature FROM {_SIGNATURE_TABLE}").fetchall()
     except duckdb.Error:
         return None  # unreadable or from an older layout: rebuild it
-    return str(row[0][0]) if row else None
+    if not row:
+        return None
+    _KNOWN_CATALOGS[(str(catalog), identity)] = str(row[0][0])
+    return str(row[0][0])
 
 
 def _sql_literal(text: str) -> str:
@@ -184,6 +229,8 @@ def refresh_catalog(root: str, catalog: Path) -> bool:
                 con.execute(f"CREATE TABLE {_SIGNATURE_TABLE} (signature VARCHAR)")
                 con.execute(f"INSERT INTO {_SIGNATURE_TABLE} VALUES (?)", [signature])
             os.replace(tmp, catalog)
+            if (identity := _identity(catalog)) is not None:
+                _KNOWN_CATALOGS[(str(catalog), identity)] = signature
         finally:
             tmp.unlink(missing_ok=True)
             tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)

@@ -159,3 +159,15 @@ def test_three_builds_at_once_while_a_reader_queries(tmp_path: Path) -> None:
             con.execute("SELECT preset, count(*) FROM dataset GROUP BY preset").fetchall()
         )
     assert counts == expected
+
+
+def test_a_file_replaced_by_another_writer_is_read_again(warehouse: Warehouse) -> None:
+    warehouse.write("mfn_dataset", "small", pl.DataFrame({"sim_id": [1]}))
+    assert warehouse.read("mfn_dataset", "small")["sim_id"].to_list() == [1]
+    # Another process replaces the partition: this process must not serve its own copy.
+    path = Path(warehouse.root) / "mfn_dataset" / "small.parquet"
+    other = path.with_name("other.tmp")
+    pl.DataFrame({"sim_id": [7, 8]}).write_parquet(other)
+    os.replace(other, path)
+    assert warehouse.read("mfn_dataset", "small")["sim_id"].to_list() == [7, 8]
+    assert warehouse.read("mfn_dataset", "small", columns=["sim_id"]).width == 1
