@@ -175,6 +175,7 @@ BUILDS_SCHEMA = pa.DataFrameSchema(
         "simulation_s": pa.Column(pl.Float64, _DURATION.checks, nullable=True),
         "features_s": pa.Column(pl.Float64, _DURATION.checks, nullable=True),
         "checks_passed": pa.Column(pl.Int64, pa.Check.ge(0)),
+        "checks_warned": pa.Column(pl.Int64, pa.Check.ge(0)),
         "checks_failed": pa.Column(pl.Int64, pa.Check.ge(0)),
         "check_outcomes": pa.Column(pl.String),
     },

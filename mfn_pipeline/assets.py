@@ -289,6 +289,10 @@ def preset_summary(
     yield checks.drift(previous, summary)
 
 
+# Outcome of a check as recorded in the builds table.
+PASSED, WARNED, FAILED = "passed", "warned", "failed"
+
+
 def _this_run(
     context: AssetExecutionContext,
 ) -> tuple[dict[str, dict[str, object]], dict[str, str]]:
@@ -313,7 +317,12 @@ def _this_run(
             }
         else:
             evaluation = event.event_specific_data
-            outcome = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
+            if evaluation.passed:
+                outcome = PASSED
+            elif evaluation.severity == dg.AssetCheckSeverity.WARN:
+                outcome = WARNED
+            else:
+                outcome = FAILED
             outcomes[f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"] = outcome
     return materialized, outcomes
 
@@ -321,7 +330,6 @@ def _this_run(
 @dg.asset(
     partitions_def=presets_partitions,
     group_name=GROUP,
-    io_manager_key=IO_MANAGER_KEY,
     metadata=column_schema(BUILDS_SCHEMA),
     code_version=CODE_VERSION,
     kinds={"python", "parquet"},
@@ -329,7 +337,7 @@ def _this_run(
 )
 def builds(
     context: AssetExecutionContext, warehouse: Warehouse, preset_summary: pl.DataFrame
-) -> dg.Output[pl.DataFrame]:
+) -> dg.MaterializeResult[None]:
     """History of every build of the preset: code version, config hash, counts, checks."""
     preset = preset_of(context)
     materialized, outcomes = _this_run(context)
@@ -351,22 +359,24 @@ def builds(
             "dataset_rows": [summary["ok_runs"]],
             "simulation_s": [seconds("simulation_runs")],
             "features_s": [seconds("fractal_features")],
-            "checks_passed": [sum(o == "passed" for o in outcomes.values())],
-            "checks_failed": [sum(o != "passed" for o in outcomes.values())],
+            "checks_passed": [sum(o == PASSED for o in outcomes.values())],
+            "checks_warned": [sum(o == WARNED for o in outcomes.values())],
+            "checks_failed": [sum(o == FAILED for o in outcomes.values())],
             "check_outcomes": [json.dumps(outcomes, sort_keys=True)],
         },
         schema=BUILDS_SCHEMA_DTYPES,
     )
-    previous = warehouse.read_previous("builds", preset.name)
-    history = record if previous is None else pl.concat([previous, record])
-    # A re-run of the same Dagster run (retry) replaces its own record.
-    history = history.unique(subset="build_id", keep="last", maintain_order=True)
-    history = _enforced(BUILDS_SCHEMA, history, preset.name)
-    return dg.Output(
-        history,
+    record = _enforced(BUILDS_SCHEMA, record, preset.name)
+    # One file per build: concurrent builds of a preset never rewrite each other's
+    # record, and re-executing a run replaces only its own.
+    path = warehouse.write_record("builds", preset.name, context.run.run_id, record)
+    history = warehouse.read_records("builds", preset.name)
+    return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": history.height,
+            "path": dg.MetadataValue.path(str(path)),
+            "builds_recorded": 0 if history is None else history.height,
             "checks_passed": record["checks_passed"].item(),
+            "checks_warned": record["checks_warned"].item(),
             "checks_failed": record["checks_failed"].item(),
         },
     )

@@ -29,16 +29,19 @@ from upath import UPath
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".parquet"
+
 # Fast to write and read; the final fields (random-looking float64) barely compress
 # under any codec, so a heavier one only costs build time.
 COMPRESSION: Literal["lz4"] = "lz4"
-# View name in the catalog -> the table (asset) folder it reads.
+# View name in the catalog -> the files it reads, relative to the warehouse root.
+# Tables hold one file per preset; builds hold one file per build, so concurrent
+# builds of a preset each add their record and never rewrite another's.
 VIEWS: dict[str, str] = {
-    "runs": "simulation_runs",
-    "features": "fractal_features",
-    "dataset": "mfn_dataset",
-    "preset_summary": "preset_summary",
-    "builds": "builds",
+    "runs": f"simulation_runs/*{SUFFIX}",
+    "features": f"fractal_features/*{SUFFIX}",
+    "dataset": f"mfn_dataset/*{SUFFIX}",
+    "preset_summary": f"preset_summary/*{SUFFIX}",
+    "builds": f"builds/*/*{SUFFIX}",
 }
 _SIGNATURE_TABLE = "mfn_catalog_info"
 # Frames this process wrote last, keyed by file path, with the file identity
@@ -68,20 +71,48 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
     def table_path(self, table: str, partition: str) -> UPath:
         return UPath(self.root) / table / f"{partition}{SUFFIX}"
 
+    def record_path(self, table: str, partition: str, record: str) -> UPath:
+        return UPath(self.root) / table / partition / f"{record}{SUFFIX}"
+
     def write(self, table: str, partition: str, frame: pl.DataFrame) -> UPath:
         """Replace one partition of ``table`` in a single atomic step, then update the catalog."""
-        path = self.table_path(table, partition)
+        return self._store(self.table_path(table, partition), frame)
+
+    def write_record(self, table: str, partition: str, record: str, frame: pl.DataFrame) -> UPath:
+        """Add (or replace) one record file of an append-only table such as builds."""
+        return self._store(self.record_path(table, partition, record), frame)
+
+    def read_records(self, table: str, partition: str) -> pl.DataFrame | None:
+        """Every record file of one partition of an append-only table, or None if none."""
+        folder = UPath(self.root) / table / partition
+        files = sorted(folder.glob(f"*{SUFFIX}")) if folder.exists() else []
+        if not files:
+            return None
+        frames = []
+        for path in files:
+            with path.open("rb") as handle:
+                frames.append(pl.read_parquet(handle))
+        # Records written by an older layout may lack newer columns: keep them all.
+        return pl.concat(frames, how="diagonal_relaxed")
+
+    def _store(self, path: UPath, frame: pl.DataFrame) -> UPath:
         if _is_local(path):
             local = Path(path.path)
-            _atomic_local_write(local, frame)
-            _remember(local, frame)
+            _remember(local, _atomic_local_write(local, frame), frame)
         else:
             # Object stores publish a whole object per PUT: readers see old or new.
             buffer = io.BytesIO()
             frame.write_parquet(buffer, compression=COMPRESSION)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(buffer.getvalue())
-        refresh_catalog(self.root, Path(self.catalog))
+        try:
+            refresh_catalog(self.root, Path(self.catalog))
+        except duckdb.Error as exc:
+            # The data is stored and valid; only the SQL views lag (e.g. a remote
+            # warehouse DuckDB cannot reach). Say so instead of failing the build.
+            logger.warning(
+                "stored %s, but the catalog %s could not be refreshed: %s", path, self.catalog, exc
+            )
         return path
 
     def read(self, table: str, partition: str, columns: list[str] | None = None) -> pl.DataFrame:
@@ -95,23 +126,33 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
                 f"build it first (dagster asset materialize -m mfn_pipeline --select '*' "
                 f"--partition {partition})"
             )
+        rebuild = (
+            f"rebuild the partition (dagster asset materialize -m mfn_pipeline --select '*' "
+            f"--partition {partition})"
+        )
         try:
             with path.open("rb") as handle:
                 return pl.read_parquet(handle, columns=columns)
-        # Any decoding failure means a damaged file; say which and how to repair it.
+        except pl.exceptions.ColumnNotFoundError as exc:
+            raise WarehouseError(
+                f"{path}: lacks column(s) needed here ({exc}); it was written by an older "
+                f"layout: {rebuild}"
+            ) from exc
+        # Any other decoding failure means a damaged file; say which and how to repair it.
         except Exception as exc:
             raise WarehouseError(
                 f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); "
-                f"delete it and rebuild the partition (dagster asset materialize -m "
-                f"mfn_pipeline --select '*' --partition {partition})"
+                f"delete it and {rebuild}"
             ) from exc
 
     def read_previous(self, table: str, partition: str) -> pl.DataFrame | None:
         """The stored partition, or None when there is none yet or it is unreadable."""
+        if not self.table_path(table, partition).exists():
+            return None
         try:
             return self.read(table, partition)
         except WarehouseError as exc:
-            logger.info("no previous %s/%s to compare with: %s", table, partition, exc)
+            logger.warning("cannot compare with the previous %s/%s: %s", table, partition, exc)
             return None
 
 
@@ -123,10 +164,7 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
-def _remember(path: Path, frame: pl.DataFrame) -> None:
-    identity = _identity(path)
-    if identity is None:
-        return
+def _remember(path: Path, identity: tuple[int, int, int], frame: pl.DataFrame) -> None:
     _RECENT_WRITES[str(path)] = (identity, frame)
     _RECENT_WRITES.move_to_end(str(path))
     while len(_RECENT_WRITES) > RECENT_WRITES_KEPT:
@@ -140,7 +178,8 @@ def _recalled(path: Path) -> pl.DataFrame | None:
     return entry[1]
 
 
-def _atomic_local_write(path: Path, frame: pl.DataFrame) -> None:
+def _atomic_local_write(path: Path, frame: pl.DataFrame) -> tuple[int, int, int]:
+    """Write ``frame`` to ``path`` atomically; return the identity of the file written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same folder, so the rename never crosses a file system; the name does not end
     # in .parquet, so catalog globs never pick up a half-written file.
@@ -150,11 +189,15 @@ def _atomic_local_write(path: Path, frame: pl.DataFrame) -> None:
             frame.write_parquet(handle, compression=COMPRESSION)
             handle.flush()
             os.fsync(handle.fileno())
+            # Taken before the rename (which keeps inode, mtime and size), so a
+            # concurrent writer's file is never mistaken for this one.
+            stat = os.fstat(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -180,10 +223,10 @@ def _catalog_lock(catalog: Path) -> Iterator[None]:
 def _view_sources(root: str) -> dict[str, str]:
     """Glob of each view whose table has at least one stored partition."""
     sources = {}
-    for view, table in VIEWS.items():
-        folder = UPath(root) / table
-        if folder.exists() and any(folder.glob(f"*{SUFFIX}")):
-            sources[view] = str(folder / f"*{SUFFIX}")
+    base = UPath(root)
+    for view, pattern in VIEWS.items():
+        if any(base.glob(pattern)):
+            sources[view] = str(base / pattern)
     return sources
 
 

@@ -9,13 +9,20 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mfn_pipeline import defs
+from mfn_pipeline import defs, storage
 from mfn_pipeline.definitions import resources_for
 from mfn_pipeline.partitions import SETTINGS
 from mfn_pipeline.settings import Environment
 from mfn_pipeline.storage import Warehouse
 
 PROJECT = Path(__file__).parents[2]
+
+
+@pytest.fixture(autouse=True)
+def read_parquet_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Downstream assets read the stored Parquet files, not this process's own copy."""
+    monkeypatch.setattr(storage, "RECENT_WRITES_KEPT", 0)
+    storage._RECENT_WRITES.clear()
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import duckdb
 import polars as pl
@@ -26,7 +28,8 @@ def assert_built_like_run_sweep(
     expected = run_sweep(SETTINGS.presets[preset])
     dataset = warehouse.read("mfn_dataset", preset)
     assert dataset.height == SETTINGS.presets[preset].num_samples
-    columns = WHOLE_RUN + list(ALL_FEATURE_NAMES)
+    columns = [c for c in expected.columns if c in dataset.columns and c != "duration_s"]
+    assert set(ALL_FEATURE_NAMES) | set(WHOLE_RUN) <= set(columns)
     # Bit for bit: the pipeline adds no drift to what the core computes.
     assert dataset.select(columns).equals(expected.select(columns))
     with duckdb.connect(str(environment.catalog), read_only=True) as con:
@@ -56,12 +59,23 @@ def test_preset_materializes_and_equals_run_sweep(
         checks.EXPECTED_RANGES_CHECK,
     ):
         assert outcomes.get(name) is True, (name, outcomes)
-    history = warehouse.read("builds", preset)
+    history = warehouse.read_records("builds", preset)
+    assert history is not None
     recorded = history.row(-1, named=True)
     assert recorded["build_id"] == result.run_id
     assert recorded["runs"] == SETTINGS.presets[preset].num_samples
     assert recorded["config_hash"] == SETTINGS.presets[preset].config_hash
-    assert recorded["checks_passed"] + recorded["checks_failed"] == 6
+    assert recorded["checks_passed"] + recorded["checks_warned"] + recorded["checks_failed"] == 6
+    assert recorded["checks_failed"] == 0
+    evaluations = [
+        e.event_specific_data
+        for e in result.all_events
+        if isinstance(e.event_specific_data, dg.AssetCheckEvaluation)
+    ]
+    (degenerate,) = [e for e in evaluations if e.check_name == checks.DEGENERATE_CHECK]
+    flagged = json.loads(json.dumps(degenerate.metadata["degenerate_columns"].value))
+    # The 4.1 presets see nothing at -60 mV; transition exists so that D_box varies.
+    assert ("D_box" in flagged) == (preset != "transition")
 
 
 @pytest.mark.slow

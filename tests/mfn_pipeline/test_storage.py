@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from mfn_pipeline import storage
 from mfn_pipeline.partitions import SETTINGS
 from mfn_pipeline.storage import Warehouse, WarehouseError, refresh_catalog
 
@@ -38,7 +39,7 @@ def test_catalog_is_rebuilt_only_when_a_table_appears(warehouse: Warehouse) -> N
     assert catalog.stat().st_ino == inode  # a new partition needs no new catalog
     with duckdb.connect(str(catalog), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM runs").fetchall() == [(3,)]
-    warehouse.write("builds", "small", pl.DataFrame({"build_id": ["x"]}))
+    warehouse.write_record("builds", "small", "run-1", pl.DataFrame({"build_id": ["x"]}))
     assert catalog.stat().st_ino != inode
 
 
@@ -65,10 +66,10 @@ def test_unreadable_partition_names_the_file_and_the_fix(warehouse: Warehouse) -
 
 READER = """
 import json, sys, time, duckdb, pathlib
-catalog, stop, out = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
+catalog, stop, out, mode = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 queries = errors = 0
 seen, failures = [], []
-held = None  # one connection kept open for the whole test, as a notebook would
+held = None  # mode "held": one connection open for the whole test, as a notebook would
 
 
 def count(con):
@@ -85,11 +86,13 @@ while not stop.exists():
         time.sleep(0.05)
         continue
     try:
-        if held is None:
-            held = duckdb.connect(catalog, read_only=True)
-        count(held)
-        with duckdb.connect(catalog, read_only=True) as fresh:
-            count(fresh)
+        if mode == "held":
+            if held is None:
+                held = duckdb.connect(catalog, read_only=True)
+            count(held)
+        else:  # a new connection per query sees each rebuilt catalog
+            with duckdb.connect(catalog, read_only=True) as fresh:
+                count(fresh)
     except Exception as exc:
         errors += 1
         failures.append(repr(exc))
@@ -115,10 +118,16 @@ def test_three_builds_at_once_while_a_reader_queries(tmp_path: Path) -> None:
         env=env,
         check=True,
     )
-    stop, out = tmp_path / "stop", tmp_path / "reader.json"
-    reader = subprocess.Popen(
-        [sys.executable, "-c", READER, env["MFN_CATALOG"], str(stop), str(out)], env=env
-    )
+    stop = tmp_path / "stop"
+    outs = {mode: tmp_path / f"reader-{mode}.json" for mode in ("held", "fresh")}
+    # Separate processes: within one process DuckDB shares an open database between
+    # connections, so a fresh connection would not see a rebuilt catalog.
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", READER, env["MFN_CATALOG"], str(stop), str(out), mode], env=env
+        )
+        for mode, out in outs.items()
+    ]
     dagster = Path(sys.executable).with_name("dagster")
     builds = [
         subprocess.Popen(
@@ -144,16 +153,23 @@ def test_three_builds_at_once_while_a_reader_queries(tmp_path: Path) -> None:
     logs = [build.communicate(timeout=600)[0] for build in builds]
     time.sleep(0.5)  # let the reader see the final state too
     stop.touch()
-    reader.wait(timeout=60)
+    for reader in readers:
+        reader.wait(timeout=60)
     for build, log in zip(builds, logs, strict=True):
         assert build.returncode == 0, log[-3000:]
 
-    report = json.loads(out.read_text())
-    assert report["errors"] == 0, report["failures"]
-    assert report["queries"] > 10
     expected = {name: SETTINGS.presets[name].num_samples for name in presets}
-    partial = [(v, p, c) for v, p, c in report["seen"] if c != expected[p]]
-    assert partial == []  # every query saw whole partitions only
+    for mode, out in outs.items():
+        report = json.loads(out.read_text())
+        assert report["errors"] == 0, (mode, report["failures"])
+        assert report["queries"] > 10, mode
+        partial = [(v, p, c) for v, p, c in report["seen"] if c != expected[p]]
+        assert partial == [], mode  # every query saw whole partitions only
+    fresh = json.loads(outs["fresh"].read_text())
+    # The fresh reader saw every preset in both tables while the builds went on.
+    assert {(v, p) for v, p, _ in fresh["seen"]} == {
+        (view, preset) for view in ("runs", "dataset") for preset in presets
+    }
     with duckdb.connect(env["MFN_CATALOG"], read_only=True) as con:
         counts = dict(
             con.execute("SELECT preset, count(*) FROM dataset GROUP BY preset").fetchall()
@@ -171,3 +187,27 @@ def test_a_file_replaced_by_another_writer_is_read_again(warehouse: Warehouse) -
     os.replace(other, path)
     assert warehouse.read("mfn_dataset", "small")["sim_id"].to_list() == [7, 8]
     assert warehouse.read("mfn_dataset", "small", columns=["sim_id"]).width == 1
+
+
+def test_a_partition_just_written_is_served_from_memory(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "RECENT_WRITES_KEPT", 2)
+    frame = pl.DataFrame({"sim_id": [1, 2], "x": [0.5, 0.25]})
+    warehouse.write("mfn_dataset", "small", frame)
+    assert warehouse.read("mfn_dataset", "small") is frame
+    assert warehouse.read("mfn_dataset", "small", columns=["x"]).columns == ["x"]
+    for preset in ("a", "b"):  # older entries give way to newer ones
+        warehouse.write("mfn_dataset", preset, frame)
+    assert warehouse.read("mfn_dataset", "small") is not frame
+    assert warehouse.read("mfn_dataset", "small").equals(frame)
+
+
+def test_builds_keep_one_record_file_per_build(warehouse: Warehouse) -> None:
+    for run in ("run-1", "run-2", "run-1"):
+        warehouse.write_record("builds", "small", run, pl.DataFrame({"build_id": [run]}))
+    history = warehouse.read_records("builds", "small")
+    assert history is not None
+    assert sorted(history["build_id"].to_list()) == ["run-1", "run-2"]
+    with duckdb.connect(warehouse.catalog, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM builds").fetchall() == [(2,)]
