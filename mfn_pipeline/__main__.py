@@ -2,7 +2,8 @@
 
 Runs ``build_all_presets_job`` for each preset against the instance in
 ``$DAGSTER_HOME`` (so the builds appear in the UI), then prints a DuckDB query over
-the catalog. Exit status: 0 every build succeeded, 1 a build failed, 2 usage error.
+the catalog. Exit status: 0 every build succeeded, 1 a build failed or the
+configuration is invalid, 2 usage error.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         if not ok:
             failed.append(preset)
     catalog = SETTINGS.environment.catalog
+    if len(failed) == len(args.presets):
+        return 1
     with duckdb.connect(str(catalog), read_only=True) as con:
         for preset in args.presets:
             if preset in failed:

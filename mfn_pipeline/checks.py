@@ -45,9 +45,15 @@ def row_count(preset: Preset, runs: pl.DataFrame) -> dg.AssetCheckResult:
         f"sim_id {row['sim_id']}: {row['reason']}"
         for row in failed.head(MAX_LISTED).iter_rows(named=True)
     ]
+    problems = []
+    if runs.height != preset.num_samples:
+        problems.append(f"{runs.height} rows, expected {preset.num_samples}")
+    if failed.height:
+        problems.append(f"{failed.height} failed run(s)")
     return dg.AssetCheckResult(
         check_name=ROW_COUNT_CHECK,
         passed=passed,
+        description="; ".join(problems) or None,
         metadata={
             "rows": runs.height,
             "expected_rows": preset.num_samples,
@@ -72,9 +78,14 @@ def ceilings(preset: Preset, usage: Usage) -> dg.AssetCheckResult:
         description="; ".join(problems) or None,
         metadata={
             "runtime_s": usage.seconds,
-            "max_runtime_s": limits.max_runtime_s or math.inf,
             "peak_rss_mib": usage.peak_rss_mib,
-            "max_peak_memory_mib": limits.max_peak_memory_mib or math.inf,
+            # Unset ceilings are left out: metadata floats must be finite.
+            **({"max_runtime_s": limits.max_runtime_s} if limits.max_runtime_s else {}),
+            **(
+                {"max_peak_memory_mib": limits.max_peak_memory_mib}
+                if limits.max_peak_memory_mib
+                else {}
+            ),
         },
     )
 

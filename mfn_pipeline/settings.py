@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import fsspec
 import yaml
 
 from mfn_core.presets import Preset, PresetError, load_preset
@@ -121,7 +122,7 @@ def _load_environment(path: Path, name: str) -> Environment:
         return value
 
     limits = document["limits"]
-    if not isinstance(limits, dict) or sorted(limits) != sorted(LIMIT_KEYS):
+    if not isinstance(limits, dict) or sorted(map(str, limits)) != sorted(LIMIT_KEYS):
         raise ConfigError(
             f"{path}: limits = {limits!r} is invalid; allowed: a mapping of exactly "
             f"{', '.join(LIMIT_KEYS)} to positive integers"
@@ -130,6 +131,8 @@ def _load_environment(path: Path, name: str) -> Environment:
         _positive_int(path, f"limits.{key}", limits[key])
     warehouse = os.environ.get(WAREHOUSE_VAR) or text("warehouse")
     catalog = os.environ.get(CATALOG_VAR) or text("catalog")
+    if "://" in warehouse:
+        _check_url(path, warehouse)
     return Environment(
         name=name,
         warehouse=warehouse if "://" in warehouse else str(_local(warehouse)),
@@ -139,6 +142,19 @@ def _load_environment(path: Path, name: str) -> Environment:
         log_level=text("log_level", LOG_LEVELS),
         limits=Limits(**{key: limits[key] for key in LIMIT_KEYS}),
     )
+
+
+def _check_url(path: Path, url: str) -> None:
+    """A warehouse URL must name a file system fsspec can open here."""
+    protocol = url.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(
+            f"{path} (or ${WAREHOUSE_VAR}): warehouse = {url!r} uses protocol {protocol!r}, "
+            f"which cannot be opened here ({exc}); allowed: a local folder or a URL of an "
+            "installed fsspec file system (e.g. s3:// with s3fs installed)"
+        ) from None
 
 
 def _local(location: str) -> Path:

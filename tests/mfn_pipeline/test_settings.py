@@ -110,3 +110,11 @@ def test_invalid_file_stops_the_code_location_load(configs: Path) -> None:
     assert result.returncode != 0
     assert "ConfigError" in result.stderr
     assert f"{configs / 'presets/medium.yaml'}: num_samples = -3 is invalid" in result.stderr
+
+
+def test_warehouse_url_must_be_openable(configs: Path) -> None:
+    _edit(configs / "environments/dev.yaml", "warehouse: data/warehouse", "warehouse: nope://x/y")
+    with pytest.raises(ConfigError, match="warehouse = 'nope://x/y' uses protocol 'nope'"):
+        load_settings(configs, "dev")
+    _edit(configs / "environments/dev.yaml", "warehouse: nope://x/y", "warehouse: memory://mfn")
+    assert load_settings(configs, "dev").environment.warehouse == "memory://mfn"

@@ -211,3 +211,13 @@ def test_builds_keep_one_record_file_per_build(warehouse: Warehouse) -> None:
     assert sorted(history["build_id"].to_list()) == ["run-1", "run-2"]
     with duckdb.connect(warehouse.catalog, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM builds").fetchall() == [(2,)]
+
+
+def test_a_url_warehouse_stores_partitions_even_when_duckdb_cannot_view_it(
+    tmp_path: Path,
+) -> None:
+    remote = Warehouse(root="memory://mfn-test-warehouse", catalog=str(tmp_path / "mfn.duckdb"))
+    frame = pl.DataFrame({"sim_id": [1, 2]})
+    path = remote.write("mfn_dataset", "small", frame)
+    assert str(path).startswith("memory://")
+    assert remote.read("mfn_dataset", "small").equals(frame)
