@@ -31,10 +31,11 @@ class Usage:
 
 @contextlib.contextmanager
 def metered() -> Iterator[Usage]:
-    """Measure the block: wall seconds and the highest RSS seen while it ran.
+    """Measure the block: wall seconds and the highest process RSS seen while it ran.
 
-    The process-lifetime peak (getrusage) would include whatever ran before, so a
-    sampling thread records the peak of this block alone.
+    The process-lifetime peak (getrusage) would report the worst moment of anything
+    that ran before; a sampling thread records the peak during this block instead
+    (still the whole process's resident memory, not this block's own allocations).
     """
     usage = Usage(peak_rss_bytes=resident_bytes())
     done = threading.Event()
