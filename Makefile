@@ -17,15 +17,16 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 UI_PORT ?= 3000
 
 ## run: build the small preset end to end through Dagster and query the result
-run: $(STAMP) $(DAGSTER_HOME)
+run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m mfn_pipeline small
 
 ## ui: the Dagster UI on http://127.0.0.1:$(UI_PORT)
-ui: $(STAMP) $(DAGSTER_HOME)
+ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
-$(DAGSTER_HOME):
-	mkdir -p $@
+$(DAGSTER_HOME)/dagster.yaml: configs/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp $< $@
 
 ## test: lint, type-check, then the test suite (slow cases in their own step)
 test: $(STAMP) lint

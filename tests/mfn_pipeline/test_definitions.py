@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 
 import dagster as dg
 
 from mfn_pipeline import checks, defs
 from mfn_pipeline.partitions import SETTINGS
+
+from .conftest import PROJECT
 
 
 def test_definitions_snapshot() -> None:
@@ -65,3 +69,11 @@ def test_nightly_schedule_requests_one_run_per_preset_at_two_utc() -> None:
     requests = result.run_requests or []
     assert sorted(request.partition_key or "" for request in requests) == sorted(SETTINGS.presets)
     assert all(request.job_name in (None, "build_all_presets_job") for request in requests)
+
+
+def test_local_instance_queues_runs_one_at_a_time(tmp_path: Path) -> None:
+    shutil.copy(PROJECT / "configs" / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        coordinator = instance.run_coordinator
+        assert isinstance(coordinator, dg.QueuedRunCoordinator)
+        assert coordinator.get_run_queue_config().max_concurrent_runs == 1
