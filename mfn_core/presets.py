@@ -148,7 +148,10 @@ def parse_preset(document: object, path: Path) -> Preset:
         )
     missing = [key for key in REQUIRED_KEYS if key not in document]
     if missing:
-        raise PresetError(f"{path}: missing required field {', '.join(missing)}")
+        raise PresetError(
+            f"{path}: missing required field {', '.join(missing)}; "
+            f"required: {', '.join(REQUIRED_KEYS)}"
+        )
 
     name = document["name"]
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):

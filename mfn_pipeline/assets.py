@@ -37,6 +37,9 @@ from mfn_pipeline.metering import metered
 from mfn_pipeline.partitions import preset_of, presets_partitions
 from mfn_pipeline.storage import Warehouse
 
+# What a table asset yields: its stored output, then its checks' results.
+AssetEvent = dg.Output[pl.DataFrame] | dg.AssetCheckResult
+
 GROUP = "mfn"
 IO_MANAGER_KEY = "warehouse_io_manager"
 PROGRESS_STEPS = 4  # log lines per sweep; each is an event Dagster stores
@@ -147,7 +150,7 @@ def _spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
         ),
     ],
 )
-def simulation_runs(context: AssetExecutionContext) -> Iterator[object]:
+def simulation_runs(context: AssetExecutionContext) -> Iterator[AssetEvent]:
     """Every run of the preset's sweep: parameters, metrics, per-step trace and final field."""
     preset = preset_of(context)
     marks = {max(1, preset.num_samples * k // PROGRESS_STEPS) for k in range(1, PROGRESS_STEPS + 1)}
@@ -193,7 +196,7 @@ def simulation_runs(context: AssetExecutionContext) -> Iterator[object]:
 )
 def fractal_features(
     context: AssetExecutionContext, simulation_runs: pl.DataFrame
-) -> Iterator[object]:
+) -> Iterator[AssetEvent]:
     """The 18 canonical and the field-relative features of every successful run."""
     with metered() as usage:
         features = features_table(simulation_runs)
@@ -239,7 +242,7 @@ def mfn_dataset(
     context: AssetExecutionContext,
     simulation_runs: pl.DataFrame,
     fractal_features: pl.DataFrame,
-) -> Iterator[object]:
+) -> Iterator[AssetEvent]:
     """The ML-ready table: parameters, run metrics and features of each successful run."""
     preset = preset_of(context)
     dataset = _enforced(
@@ -268,7 +271,7 @@ def preset_summary(
     warehouse: Warehouse,
     simulation_runs: pl.DataFrame,
     mfn_dataset: pl.DataFrame,
-) -> Iterator[object]:
+) -> Iterator[AssetEvent]:
     """Per-preset aggregates: run counts, time, mean and spread of every feature."""
     preset = preset_of(context)
     previous = warehouse.read_previous("preset_summary", preset.name)

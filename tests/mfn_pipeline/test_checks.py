@@ -77,10 +77,15 @@ def test_core_sanity_passes_and_fails_when_the_reference_is_off(
     result = checks.core_sanity()
     assert result.passed
     assert result.metadata["nernst_k_mv"].value == pytest.approx(-89.0, abs=1.0)
-    monkeypatch.setattr(checks, "SIERPINSKI_DIMENSION", 1.0)
+    with monkeypatch.context() as patch:
+        patch.setattr(checks, "point_box_dimension", lambda points: 1.2)
+        broken = checks.core_sanity()
+    assert not broken.passed
+    assert "Sierpinski dimension 1.200" in (broken.description or "")
+    monkeypatch.setattr(checks, "nernst_potential", lambda *args: -0.061)
     broken = checks.core_sanity()
     assert not broken.passed
-    assert "Sierpinski" in (broken.description or "")
+    assert "Nernst K+ -61.00 mV" in (broken.description or "")
 
 
 def test_degenerate_warns_on_constant_columns(features: pl.DataFrame) -> None:
