@@ -33,6 +33,7 @@ from mfn_core.contracts import (
 from mfn_core.sweep import ARRAY_SCHEMA, STATUS_FAILED, default_workers, run_sweep
 from mfn_core.tables import dataset_table, features_table, runs_table, summary_table
 from mfn_pipeline import checks
+from mfn_pipeline import progress as progress_events
 from mfn_pipeline.metering import metered
 from mfn_pipeline.partitions import preset_of, presets_partitions
 from mfn_pipeline.storage import Warehouse
@@ -156,6 +157,7 @@ def simulation_runs(context: AssetExecutionContext) -> Iterator[AssetEvent]:
     marks = {max(1, preset.num_samples * k // PROGRESS_STEPS) for k in range(1, PROGRESS_STEPS + 1)}
 
     def progress(done: int, total: int) -> None:
+        progress_events.publish(preset.name, done, total)
         if done in marks:
             context.log.info(f"{preset.name}: {done}/{total} runs done")
 

@@ -51,9 +51,10 @@ def build(
 ) -> dg.ExecuteInProcessResult:
     """Run the build job for one preset partition, in process, against real storage."""
     job = defs.resolve_job_def("build_all_presets_job")
-    return job.execute_in_process(
+    result: dg.ExecuteInProcessResult = job.execute_in_process(
         partition_key=preset,
         instance=instance,
         resources=resources_for(environment),
         raise_on_error=False,
     )
+    return result

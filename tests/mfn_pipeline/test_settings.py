@@ -98,9 +98,10 @@ def test_unknown_environment_lists_the_known_ones(configs: Path) -> None:
 
 def test_invalid_file_stops_the_code_location_load(configs: Path) -> None:
     _edit(configs / "presets/medium.yaml", "num_samples: 100", "num_samples: -3")
-    env = {**os.environ, "MFN_CONFIG_DIR": str(configs)}
+    env = {**os.environ, "MFN_CONFIG_DIR": str(configs), "DAGSTER_HOME": str(configs.parent)}
+    dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
-        [sys.executable, "-c", "import mfn_pipeline"],
+        [str(dagster), "asset", "list", "-m", "mfn_pipeline"],
         env=env,
         capture_output=True,
         text=True,

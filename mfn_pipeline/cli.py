@@ -1,0 +1,227 @@
+"""The ``mfn`` command: list presets, build them through Dagster, query and export the data.
+
+Exit status: 0 success, 1 failure (a build, a query, the configuration), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import polars as pl
+
+from mfn_pipeline.settings import PROJECT_ROOT, ConfigError, Settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+FORMATS = ("table", "csv", "json", "parquet")
+BAR_WIDTH = 30
+
+
+class UsageError(Exception):
+    """The command line asks for something that does not exist."""
+
+
+def _settings() -> Settings:
+    from mfn_pipeline.partitions import SETTINGS  # noqa: PLC0415 - loads every config file
+
+    return SETTINGS
+
+
+def _known_preset(settings: Settings, name: str) -> str:
+    if name not in settings.presets:
+        raise UsageError(
+            f"unknown preset {name!r}; known presets: {', '.join(sorted(settings.presets))}"
+        )
+    return name
+
+
+def cmd_presets(args: argparse.Namespace, out: TextIO) -> int:
+    rows = [
+        {
+            "name": p.name,
+            "grid": f"{p.grid_size}x{p.grid_size}",
+            "steps": p.steps,
+            "runs": p.num_samples,
+            "sweep": "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in p.sweep) or "-",
+            "description": p.description,
+        }
+        for p in _settings().presets.values()
+    ]
+    _print_table(pl.DataFrame(rows), out)
+    return EXIT_OK
+
+
+class ProgressBar:
+    """One line on a terminal: runs done / total, runs per second, time left."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.start = time.perf_counter()
+
+    def __call__(self, preset: str, done: int, total: int) -> None:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        rate = done / elapsed
+        left = (total - done) / rate if rate > 0 else 0.0
+        filled = BAR_WIDTH * done // max(total, 1)
+        bar = "#" * filled + "." * (BAR_WIDTH - filled)
+        self.stream.write(
+            f"\r{preset:<12} [{bar}] {done}/{total} runs  {rate:6.1f} runs/s  {left:5.1f} s left"
+        )
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
+    import dagster as dg  # noqa: PLC0415 - only this command needs Dagster loaded
+
+    from mfn_pipeline import defs  # noqa: PLC0415
+    from mfn_pipeline import progress as progress_events  # noqa: PLC0415
+    from mfn_pipeline.definitions import resources_for  # noqa: PLC0415
+
+    settings = _settings()
+    names = sorted(settings.presets) if args.all else args.presets
+    if not names:
+        raise UsageError("name at least one preset, or pass --all")
+    for name in names:
+        _known_preset(settings, name)
+    if not os.environ.get("DAGSTER_HOME"):
+        # The same instance as `make ui`, so builds show up in the UI.
+        home = PROJECT_ROOT / ".dagster_home"
+        home.mkdir(exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(home)
+    job = defs.resolve_job_def("build_all_presets_job")
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    summary = []
+    with dg.DagsterInstance.get() as instance:
+        for name in names:
+            start = time.perf_counter()
+            with progress_events.listening(ProgressBar(sys.stderr)):
+                result = job.execute_in_process(
+                    partition_key=name,
+                    instance=instance,
+                    resources=resources_for(settings.environment),
+                    raise_on_error=False,
+                    run_config=quiet,
+                )
+            evaluations = result.get_asset_check_evaluations() if result.success else []
+            summary.append(
+                {
+                    "preset": name,
+                    "status": "built" if result.success else "FAILED",
+                    "runs": settings.presets[name].num_samples,
+                    "seconds": round(time.perf_counter() - start, 2),
+                    "checks_failed": sum(not e.passed for e in evaluations),
+                    "run_id": result.run_id,
+                }
+            )
+    _print_table(pl.DataFrame(summary), out)
+    return EXIT_OK if all(row["status"] == "built" for row in summary) else EXIT_FAILURE
+
+
+def cmd_sql(args: argparse.Namespace, out: TextIO) -> int:
+    from mfn_pipeline.catalog import query  # noqa: PLC0415
+
+    frame = query(_settings().environment, args.query)
+    _emit(frame, args.format, args.out, out)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    from mfn_pipeline.storage import Warehouse  # noqa: PLC0415
+
+    settings = _settings()
+    preset = _known_preset(settings, args.preset)
+    env = settings.environment
+    frame = Warehouse(root=env.warehouse, catalog=str(env.catalog)).read("mfn_dataset", preset)
+    _emit(frame, args.format, args.out, out)
+    out.write(f"{args.out}: {frame.height} rows x {frame.width} columns of {preset}\n")
+    return EXIT_OK
+
+
+def _emit(frame: pl.DataFrame, fmt: str, target: Path | None, out: TextIO) -> None:
+    if fmt == "table":
+        if target is not None:
+            raise UsageError("--out needs --format csv, json or parquet")
+        _print_table(frame, out)
+        return
+    if target is None:
+        if fmt == "parquet":
+            raise UsageError("--format parquet needs --out FILE")
+        out.write(frame.write_csv() if fmt == "csv" else frame.write_json())
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        frame.write_csv(target)
+    elif fmt == "json":
+        frame.write_json(target)
+    else:
+        frame.write_parquet(target)
+
+
+def _print_table(frame: pl.DataFrame, out: TextIO) -> None:
+    with pl.Config(
+        tbl_rows=max(frame.height, 1),
+        tbl_cols=-1,
+        tbl_width_chars=200,
+        fmt_str_lengths=60,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+    ):
+        out.write(f"{frame}\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="mfn", description="Build, query and export MFN simulation data sets."
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    presets = commands.add_parser("presets", help="list the presets (one per partition)")
+    presets.set_defaults(run=cmd_presets)
+
+    build = commands.add_parser(
+        "build", help="build presets through Dagster (they show up in the UI)"
+    )
+    build.add_argument("presets", nargs="*", metavar="PRESET")
+    build.add_argument("--all", action="store_true", help="build every preset")
+    build.set_defaults(run=cmd_build)
+
+    sql = commands.add_parser("sql", help="run one read-only SQL query on the catalog")
+    sql.add_argument("query", help='e.g. "SELECT preset, count(*) FROM dataset GROUP BY 1"')
+    sql.add_argument("--format", choices=FORMATS, default="table")
+    sql.add_argument("--out", type=Path, help="write to this file instead of the terminal")
+    sql.set_defaults(run=cmd_sql)
+
+    export = commands.add_parser("export", help="write a preset's ML-ready data set to a file")
+    export.add_argument("preset", metavar="PRESET")
+    export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    export.add_argument("--out", type=Path, required=True)
+    export.set_defaults(run=cmd_export)
+    return root
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = parser().parse_args(argv)
+    from mfn_pipeline.catalog import CatalogMissingError, QueryRefusedError  # noqa: PLC0415
+    from mfn_pipeline.storage import WarehouseError  # noqa: PLC0415
+
+    try:
+        code: int = args.run(args, out)
+    except UsageError as exc:
+        sys.stderr.write(f"mfn {args.command}: {exc}\n")
+        return EXIT_USAGE
+    except (ConfigError, QueryRefusedError, CatalogMissingError, WarehouseError) as exc:
+        sys.stderr.write(f"mfn {args.command}: {exc}\n")
+        return EXIT_FAILURE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

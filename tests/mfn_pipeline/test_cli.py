@@ -1,0 +1,180 @@
+"""The mfn command, run as users run it: against a real catalog and a real Dagster instance."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from mfn_pipeline import cli
+from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.settings import Environment
+
+from .conftest import PROJECT
+
+
+def use(environment: Environment, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the command at this environment (its own warehouse and catalog)."""
+    settings = dataclasses.replace(SETTINGS, environment=environment)
+    monkeypatch.setattr(cli, "_settings", lambda: settings)
+
+
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Environment, Path]]:
+    """`mfn build small` once into a private warehouse, catalog and Dagster home."""
+    root = tmp_path_factory.mktemp("cli")
+    environment = dataclasses.replace(
+        SETTINGS.environment, warehouse=str(root / "warehouse"), catalog=root / "mfn.duckdb"
+    )
+    (root / "home").mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(root / "home"))
+        use(environment, patch)
+        out = io.StringIO()
+        assert cli.main(["build", "small"], out) == cli.EXIT_OK
+        assert "built" in out.getvalue()
+        yield environment, root / "home"
+
+
+@pytest.fixture
+def built(built_once: tuple[Environment, Path], monkeypatch: pytest.MonkeyPatch) -> Environment:
+    environment, home = built_once
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    use(environment, monkeypatch)
+    return environment
+
+
+def run(args: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    return cli.main(args, out), out.getvalue()
+
+
+def test_presets_lists_every_preset() -> None:
+    code, text = run(["presets"])
+    assert code == 0
+    for name, preset in SETTINGS.presets.items():
+        assert name in text
+        assert f"{preset.grid_size}x{preset.grid_size}" in text
+    assert "r_activator: 0.05, 0.055" in text
+
+
+def test_build_records_the_run_in_the_instance(built_once: tuple[Environment, Path]) -> None:
+    with dg.DagsterInstance.from_config(str(built_once[1])) as instance:
+        runs = instance.get_runs()
+    assert len(runs) >= 1
+    assert {run.tags.get("dagster/partition") for run in runs} == {"small"}
+
+
+def test_build_shows_progress_on_stderr(
+    built: Environment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["build", "small"], io.StringIO()) == 0
+    err = capsys.readouterr().err
+    assert "10/10 runs" in err
+    assert "runs/s" in err
+
+
+def test_sql_prints_an_aligned_table(built: Environment) -> None:
+    code, text = run(["sql", "SELECT preset, count(*) AS n FROM dataset GROUP BY preset"])
+    assert code == 0
+    assert "small" in text
+    assert "10" in text
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_sql_writes_files(built: Environment, tmp_path: Path, fmt: str) -> None:
+    target = tmp_path / f"out.{fmt}"
+    code, _ = run(
+        ["sql", "SELECT sim_id FROM dataset ORDER BY sim_id", "--format", fmt, "--out", str(target)]
+    )
+    assert code == 0
+    if fmt == "csv":
+        frame = pl.read_csv(target)
+    elif fmt == "json":
+        frame = pl.read_json(target)
+    else:
+        frame = pl.read_parquet(target)
+    assert frame["sim_id"].to_list() == list(range(10))
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("CREATE TABLE t AS SELECT 1", "CREATE statements are refused"),
+        ("DROP VIEW dataset", "DROP statements are refused"),
+        ("COPY (SELECT 1) TO '/tmp/mfn-copy.csv'", "COPY statements are refused"),
+        ("ATTACH '/tmp/other.duckdb'", "ATTACH statements are refused"),
+        ("SELECT 1; SELECT 2", "got 2 statements"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "Permission Error"),
+        ("SET enable_external_access = true", "SET statements are refused"),
+    ],
+)
+def test_sql_refuses_anything_but_reading_the_catalog(
+    built: Environment, query: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = built.catalog.read_bytes()
+    code, _ = run(["sql", query])
+    assert code == cli.EXIT_FAILURE
+    assert message in capsys.readouterr().err
+    assert built.catalog.read_bytes() == before
+    assert not Path("/tmp/mfn-copy.csv").exists()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_export_writes_the_dataset(built: Environment, tmp_path: Path, fmt: str) -> None:
+    target = tmp_path / f"small.{fmt}"
+    code, text = run(["export", "small", "--format", fmt, "--out", str(target)])
+    assert code == 0
+    assert "10 rows" in text
+    frame = pl.read_parquet(target) if fmt == "parquet" else pl.read_csv(target)
+    assert frame.height == 10
+    assert "D_box_rel" in frame.columns
+
+
+def test_unknown_preset_is_a_usage_error_listing_the_known_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["export", "nope", "--out", "x.parquet"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "unknown preset 'nope'" in err
+    assert "small" in err
+    assert "transition" in err
+
+
+def test_sql_before_any_build_says_what_to_do(
+    environment: Environment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(
+        cli, "_settings", lambda: dataclasses.replace(SETTINGS, environment=environment)
+    )
+    assert cli.main(["sql", "SELECT 1"]) == cli.EXIT_FAILURE
+    assert "build a preset first" in capsys.readouterr().err
+
+
+def test_console_script_help_on_every_command() -> None:
+    mfn = Path(sys.executable).with_name("mfn")
+    if not mfn.exists():  # an older editable install: install the entry point now
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(PROJECT)],
+            check=True,
+        )
+    for command in ([], ["presets"], ["build"], ["sql"], ["export"]):
+        result = subprocess.run(
+            [str(mfn), *command, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ},
+        )
+        assert result.returncode == 0, result.stderr
+        assert "usage: mfn" in result.stdout
+    bad = subprocess.run([str(mfn), "frobnicate"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2
