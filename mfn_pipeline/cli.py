@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
 import polars as pl
 
 from mfn_pipeline.settings import PROJECT_ROOT, ConfigError, Settings
@@ -144,6 +145,33 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    from mfn_pipeline.pictures import field_png  # noqa: PLC0415
+    from mfn_pipeline.storage import Warehouse  # noqa: PLC0415
+
+    settings = _settings()
+    preset = _known_preset(settings, args.preset)
+    env = settings.environment
+    runs = Warehouse(root=env.warehouse, catalog=str(env.catalog)).read(
+        "simulation_runs", preset, columns=["sim_id", "grid_size", "status", "field"]
+    )
+    match = runs.filter(pl.col("sim_id") == args.sim_id)
+    if match.is_empty():
+        raise UsageError(f"{preset} has no sim_id {args.sim_id}; allowed: 0..{runs.height - 1}")
+    row = match.row(0, named=True)
+    if row["field"] is None:
+        raise UsageError(f"run {args.sim_id} of {preset} failed ({row['status']}): no field")
+    n = row["grid_size"]
+    field_mv = np.asarray(row["field"], dtype=np.float64).reshape(n, n) * 1000.0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(field_png(field_mv))
+    out.write(
+        f"{args.out}: final field of {preset} run {args.sim_id}, {n}x{n}, "
+        f"{field_mv.min():.1f} to {field_mv.max():.1f} mV\n"
+    )
+    return EXIT_OK
+
+
 def _emit(frame: pl.DataFrame, fmt: str, target: Path | None, out: TextIO) -> None:
     if fmt == "table":
         if target is not None:
@@ -203,6 +231,12 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     export.add_argument("--out", type=Path, required=True)
     export.set_defaults(run=cmd_export)
+
+    show = commands.add_parser("show", help="draw one run's final field as a PNG")
+    show.add_argument("preset", metavar="PRESET")
+    show.add_argument("sim_id", metavar="SIM_ID", type=int)
+    show.add_argument("--out", type=Path, default=Path("field.png"))
+    show.set_defaults(run=cmd_show)
     return root
 
 

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
+from PIL import Image
 
 from mfn_pipeline import cli
 from mfn_pipeline.partitions import SETTINGS
@@ -166,7 +168,7 @@ def test_console_script_help_on_every_command() -> None:
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(PROJECT)],
             check=True,
         )
-    for command in ([], ["presets"], ["build"], ["sql"], ["export"]):
+    for command in ([], ["presets"], ["build"], ["sql"], ["export"], ["show"]):
         result = subprocess.run(
             [str(mfn), *command, "--help"],
             capture_output=True,
@@ -178,3 +180,26 @@ def test_console_script_help_on_every_command() -> None:
         assert "usage: mfn" in result.stdout
     bad = subprocess.run([str(mfn), "frobnicate"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2
+
+
+def test_show_draws_the_final_field(built: Environment, tmp_path: Path) -> None:
+    target = tmp_path / "field.png"
+    code, text = run(["show", "small", "3", "--out", str(target)])
+    assert code == 0
+    assert "32x32" in text
+    with Image.open(target) as image:
+        assert image.size == (256, 256)  # 32 cells x 8 pixels
+        pixels = np.asarray(image.convert("RGB"))
+    stored = pl.read_parquet(Path(built.warehouse) / "simulation_runs" / "small.parquet")
+    field = np.asarray(stored.filter(pl.col("sim_id") == 3)["field"][0]).reshape(32, 32)
+    hottest = np.unravel_index(np.argmax(field), field.shape)
+    coldest = np.unravel_index(np.argmin(field), field.shape)
+    assert tuple(pixels[hottest[0] * 8, hottest[1] * 8]) == (253, 231, 37)
+    assert tuple(pixels[coldest[0] * 8, coldest[1] * 8]) == (68, 1, 84)
+
+
+def test_show_unknown_run_lists_the_range(
+    built: Environment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["show", "small", "99"]) == cli.EXIT_USAGE
+    assert "allowed: 0..9" in capsys.readouterr().err
