@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandera.polars as pa
 import polars as pl
 from dagster import AssetExecutionContext
@@ -36,6 +37,7 @@ from mfn_pipeline import checks
 from mfn_pipeline import progress as progress_events
 from mfn_pipeline.metering import metered
 from mfn_pipeline.partitions import preset_of, presets_partitions
+from mfn_pipeline.pictures import field_png, histograms_png, markdown_image
 from mfn_pipeline.storage import Warehouse
 
 # What a table asset yields: its stored output, then its checks' results.
@@ -179,6 +181,7 @@ def simulation_runs(context: AssetExecutionContext) -> Iterator[AssetEvent]:
             "lyapunov_mean": _mean(ok["lyapunov"]),
             "config_hash": preset.config_hash,
             "code_version": CODE_VERSION,
+            "sample_field": _sample_field_picture(ok),
         },
     )
     yield checks.row_count(preset, runs)
@@ -215,9 +218,28 @@ def fractal_features(
                 for stat in ("mean", "std", "min", "max")
             },
             "D_box_distribution": dg.MetadataValue.md(_histogram_markdown(d_box)),
+            "D_box_histograms": dg.MetadataValue.md(
+                markdown_image(
+                    histograms_png([d_box.to_numpy(), features["D_box_rel"].to_numpy()]),
+                    "D_box (left) and D_box_rel (right) across the preset",
+                )
+                + "\n\nLeft: D_box; right: D_box_rel (each over its own range)."
+            ),
         },
     )
     yield checks.degenerate(features)
+
+
+def _sample_field_picture(ok_runs: pl.DataFrame) -> dg.MetadataValue:
+    """The first successful run's final field, drawn in mV."""
+    if ok_runs.is_empty():
+        return dg.MetadataValue.md("no successful run to draw")
+    row = ok_runs.row(0, named=True)
+    n = row["grid_size"]
+    field_mv = np.asarray(row["field"], dtype=np.float64).reshape(n, n) * 1000.0
+    low, high = field_mv.min(), field_mv.max()
+    caption = f"sim_id {row['sim_id']}: {low:.1f} mV (dark) to {high:.1f} mV (yellow)"
+    return dg.MetadataValue.md(markdown_image(field_png(field_mv), caption) + f"\n\n{caption}")
 
 
 def _histogram_markdown(values: pl.Series, bins: int = 10) -> str:

@@ -6,6 +6,7 @@ minimum, yellow at its maximum) and enlarged by whole pixels, so cells stay cris
 
 from __future__ import annotations
 
+import base64
 import struct
 import zlib
 
@@ -65,3 +66,37 @@ def encode_png(rgb: NDArray[np.uint8]) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
         + chunk(b"IEND", b"")
     )
+
+
+HISTOGRAM_SIZE = (160, 320)  # height, width of one panel in pixels
+PANEL_GAP = 16
+BAR_COLOURS = (RAMP[1], RAMP[3])
+
+
+def histograms_png(columns: list[NDArray[np.float64]], bins: int = 20) -> bytes:
+    """Side-by-side bar histograms of each column (own value range each), as a PNG."""
+    height, width = HISTOGRAM_SIZE
+    panels = []
+    for k, values in enumerate(columns):
+        panel = np.full((height, width, 3), 255, dtype=np.uint8)
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            low, high = float(finite.min()), float(finite.max())
+            counts, _ = np.histogram(
+                finite, bins=bins, range=(low, high if high > low else low + 1)
+            )
+            bar = width // bins
+            tallest = max(int(counts.max()), 1)
+            for b, count in enumerate(counts):
+                top = height - round((height - 4) * count / tallest)
+                colour = BAR_COLOURS[k % len(BAR_COLOURS)].astype(np.uint8)
+                panel[top:height, b * bar + 1 : (b + 1) * bar - 1] = colour
+        panel[height - 1, :] = 0  # baseline
+        panels.append(panel)
+        panels.append(np.full((height, PANEL_GAP, 3), 255, dtype=np.uint8))
+    return encode_png(np.concatenate(panels[:-1], axis=1))
+
+
+def markdown_image(png: bytes, caption: str) -> str:
+    """Markdown that shows ``png`` inline (the Dagster UI renders it in metadata)."""
+    return f"![{caption}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"

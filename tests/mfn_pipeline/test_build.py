@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 
 import dagster as dg
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
+from PIL import Image
 
 from mfn_core import tables
 from mfn_core.features import ALL_FEATURE_NAMES
@@ -145,3 +149,29 @@ def test_broken_table_fails_the_asset_and_keeps_the_previous_partition(
     assert materialized == {"simulation_runs"}  # downstream assets did not run
     with duckdb.connect(str(environment.catalog), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM features").fetchall() == [(10,)]
+
+
+def _embedded_png(markdown: str) -> Image.Image:
+    encoded = markdown.split("data:image/png;base64,", 1)[1].split(")", 1)[0]
+    return Image.open(io.BytesIO(base64.b64decode(encoded)))
+
+
+def test_materializations_carry_pictures(
+    environment: Environment, instance: dg.DagsterInstance
+) -> None:
+    result = build("small", environment, instance)
+    assert result.success
+    (runs,) = result.asset_materializations_for_node("simulation_runs")
+    field = _embedded_png(str(runs.metadata["sample_field"].value))
+    assert field.size == (256, 256)
+    (features,) = result.asset_materializations_for_node("fractal_features")
+    histograms = _embedded_png(str(features.metadata["D_box_histograms"].value))
+    assert histograms.size == (2 * 320 + 16, 160)  # width, height
+    # D_box is constant (one full bar) while D_box_rel spreads over several bins.
+    pixels = np.asarray(histograms.convert("RGB"))
+    left, right = pixels[:, :320], pixels[:, 336:]
+    assert _coloured_columns(left) < _coloured_columns(right)
+
+
+def _coloured_columns(panel: np.ndarray) -> int:
+    return int((panel[:-1].min(axis=2) < 200).any(axis=0).sum())
