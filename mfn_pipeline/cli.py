@@ -172,6 +172,32 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
+    from mfn_pipeline.plots import scatter_svg  # noqa: PLC0415
+    from mfn_pipeline.storage import Warehouse  # noqa: PLC0415
+
+    settings = _settings()
+    preset = _known_preset(settings, args.preset)
+    env = settings.environment
+    dataset = Warehouse(root=env.warehouse, catalog=str(env.catalog)).read("mfn_dataset", preset)
+    for column in (args.x, args.y):
+        if column not in dataset.columns:
+            raise UsageError(
+                f"{column!r} is not a data set column; allowed: {', '.join(dataset.columns)}"
+            )
+    svg = scatter_svg(
+        dataset[args.x].cast(pl.Float64).to_numpy(),
+        dataset[args.y].cast(pl.Float64).to_numpy(),
+        args.x,
+        args.y,
+        f"{args.y} against {args.x}, preset {preset} ({dataset.height} runs)",
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(svg, encoding="utf-8")
+    out.write(f"{args.out}: {args.y} against {args.x} for {dataset.height} runs of {preset}\n")
+    return EXIT_OK
+
+
 def _emit(frame: pl.DataFrame, fmt: str, target: Path | None, out: TextIO) -> None:
     if fmt == "table":
         if target is not None:
@@ -237,6 +263,13 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("sim_id", metavar="SIM_ID", type=int)
     show.add_argument("--out", type=Path, default=Path("field.png"))
     show.set_defaults(run=cmd_show)
+
+    plot = commands.add_parser("plot", help="scatter one data set column against another (SVG)")
+    plot.add_argument("preset", metavar="PRESET")
+    plot.add_argument("x", metavar="X_COLUMN")
+    plot.add_argument("y", metavar="Y_COLUMN")
+    plot.add_argument("--out", type=Path, default=Path("plot.svg"))
+    plot.set_defaults(run=cmd_plot)
     return root
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import dagster as dg
 import numpy as np
@@ -168,7 +169,7 @@ def test_console_script_help_on_every_command() -> None:
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(PROJECT)],
             check=True,
         )
-    for command in ([], ["presets"], ["build"], ["sql"], ["export"], ["show"]):
+    for command in ([], ["presets"], ["build"], ["sql"], ["export"], ["show"], ["plot"]):
         result = subprocess.run(
             [str(mfn), *command, "--help"],
             capture_output=True,
@@ -203,3 +204,21 @@ def test_show_unknown_run_lists_the_range(
 ) -> None:
     assert cli.main(["show", "small", "99"]) == cli.EXIT_USAGE
     assert "allowed: 0..9" in capsys.readouterr().err
+
+
+def test_plot_writes_an_svg_with_one_dot_per_run(built: Environment, tmp_path: Path) -> None:
+    target = tmp_path / "plot.svg"
+    code, _ = run(["plot", "small", "seed", "V_mean", "--out", str(target)])
+    assert code == 0
+    root = ElementTree.parse(target).getroot()
+    circles = root.findall("{http://www.w3.org/2000/svg}circle")
+    assert len(circles) == 10
+    assert root.findall("{http://www.w3.org/2000/svg}polyline")
+    assert "V_mean against seed" in target.read_text()
+
+
+def test_plot_unknown_column_lists_the_columns(
+    built: Environment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["plot", "small", "seed", "D_bax"]) == cli.EXIT_USAGE
+    assert "'D_bax' is not a data set column; allowed: sim_id" in capsys.readouterr().err
