@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run ui test lint bench bench-pipeline clean-cache clean
+.PHONY: run ui test lint figures bench bench-pipeline clean-cache clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## figures: the README's pictures, drawn from a fresh build of the transition preset
+figures: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/mfn build transition
+	$(BIN)/mfn show transition 40 --out docs/images/transition_field.png
+	$(BIN)/mfn plot transition r_activator D_box --out docs/images/transition_d_box.svg
+	$(BIN)/mfn plot transition r_activator D_box_rel --out docs/images/transition_d_box_rel.svg
 
 ## bench: compiled core vs NumPy reference, side by side
 bench: $(STAMP)

@@ -117,7 +117,14 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
                     "status": "built" if result.success else "FAILED",
                     "runs": settings.presets[name].num_samples,
                     "seconds": round(time.perf_counter() - start, 2),
-                    "checks_failed": sum(not e.passed for e in evaluations),
+                    "checks_failed": sum(
+                        not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+                        for e in evaluations
+                    ),
+                    "checks_warned": sum(
+                        not e.passed and e.severity == dg.AssetCheckSeverity.WARN
+                        for e in evaluations
+                    ),
                     "run_id": result.run_id,
                 }
             )
