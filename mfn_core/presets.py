@@ -140,12 +140,7 @@ def parse_preset(document: object, path: Path) -> Preset:
             f"{path}: the document is a {type(document).__name__}; allowed: a mapping of "
             f"{', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}"
         )
-    unknown = [key for key in document if key not in REQUIRED_KEYS + OPTIONAL_KEYS]
-    if unknown:
-        raise PresetError(
-            f"{path}: unknown field {unknown_names(unknown, REQUIRED_KEYS + OPTIONAL_KEYS)}; "
-            f"allowed: {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}"
-        )
+    _reject_unknown(document, REQUIRED_KEYS + OPTIONAL_KEYS, path, "")
     missing = [key for key in REQUIRED_KEYS if key not in document]
     if missing:
         raise PresetError(
@@ -252,17 +247,23 @@ def _parse_params(section: object, path: Path, swept: set[str]) -> dict[str, Any
     return params
 
 
+def _reject_unknown(
+    section: Mapping[object, object], allowed: tuple[str, ...], path: Path, prefix: str
+) -> None:
+    unknown = [key for key in section if key not in allowed]
+    if unknown:
+        raise PresetError(
+            f"{path}: unknown field {prefix}{unknown_names(unknown, allowed)}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+
+
 def _parse_expect(section: object, path: Path) -> Expectations:
     if not isinstance(section, dict):
         raise PresetError(
             f"{path}: expect = {section!r} is not a mapping; allowed: {', '.join(EXPECT_KEYS)}"
         )
-    unknown = [key for key in section if key not in EXPECT_KEYS]
-    if unknown:
-        raise PresetError(
-            f"{path}: unknown field expect.{unknown_names(unknown, EXPECT_KEYS)}; "
-            f"allowed: {', '.join(EXPECT_KEYS)}"
-        )
+    _reject_unknown(section, EXPECT_KEYS, path, "expect.")
     ranges_section = section.get("ranges") or {}
     if not isinstance(ranges_section, dict):
         raise PresetError(

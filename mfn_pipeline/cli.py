@@ -141,27 +141,28 @@ def cmd_sql(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
-    from mfn_pipeline.storage import Warehouse  # noqa: PLC0415
-
-    settings = _settings()
-    preset = _known_preset(settings, args.preset)
-    env = settings.environment
-    frame = Warehouse(root=env.warehouse, catalog=str(env.catalog)).read("mfn_dataset", preset)
+    preset = args.preset
+    frame = _stored(preset, "mfn_dataset")
     _emit(frame, args.format, args.out, out)
     out.write(f"{args.out}: {frame.height} rows x {frame.width} columns of {preset}\n")
     return EXIT_OK
 
 
-def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
-    from mfn_pipeline.pictures import field_png  # noqa: PLC0415
+def _stored(preset: str, table: str, columns: list[str] | None = None) -> pl.DataFrame:
+    """One stored partition of ``table`` for a known preset."""
     from mfn_pipeline.storage import Warehouse  # noqa: PLC0415
 
     settings = _settings()
-    preset = _known_preset(settings, args.preset)
     env = settings.environment
-    runs = Warehouse(root=env.warehouse, catalog=str(env.catalog)).read(
-        "simulation_runs", preset, columns=["sim_id", "grid_size", "status", "field"]
-    )
+    warehouse = Warehouse(root=env.warehouse, catalog=str(env.catalog))
+    return warehouse.read(table, _known_preset(settings, preset), columns)
+
+
+def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    from mfn_pipeline.pictures import field_png  # noqa: PLC0415
+
+    preset = args.preset
+    runs = _stored(preset, "simulation_runs", ["sim_id", "grid_size", "status", "field"])
     match = runs.filter(pl.col("sim_id") == args.sim_id)
     if match.is_empty():
         raise UsageError(f"{preset} has no sim_id {args.sim_id}; allowed: 0..{runs.height - 1}")
@@ -181,12 +182,9 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
     from mfn_pipeline.plots import scatter_svg  # noqa: PLC0415
-    from mfn_pipeline.storage import Warehouse  # noqa: PLC0415
 
-    settings = _settings()
-    preset = _known_preset(settings, args.preset)
-    env = settings.environment
-    dataset = Warehouse(root=env.warehouse, catalog=str(env.catalog)).read("mfn_dataset", preset)
+    preset = args.preset
+    dataset = _stored(preset, "mfn_dataset")
     for column in (args.x, args.y):
         if column not in dataset.columns:
             raise UsageError(
