@@ -43,7 +43,10 @@ VIEWS: dict[str, str] = {
     "preset_summary": f"preset_summary/*{SUFFIX}",
     "builds": f"builds/*/*{SUFFIX}",
 }
-_SIGNATURE_TABLE = "mfn_catalog_info"
+# The catalog records which views it holds in this table (mfn_catalog_info).
+_READ_SIGNATURE = "SELECT signature FROM mfn_catalog_info"
+_CREATE_SIGNATURE = "CREATE TABLE mfn_catalog_info (signature VARCHAR)"
+_WRITE_SIGNATURE = "INSERT INTO mfn_catalog_info VALUES (?)"
 # Frames this process wrote last, keyed by file path, with the file identity
 # (inode, mtime, size) they were written as: a downstream step in the same process
 # (the in-process executor) skips re-reading a file it just wrote, and any other
@@ -239,7 +242,7 @@ def _current_signature(catalog: Path) -> str | None:
         return known
     try:
         with duckdb.connect(str(catalog), read_only=True) as con:
-            row = con.execute(f"SELECT signature FROM {_SIGNATURE_TABLE}").fetchall()
+            row = con.execute(_READ_SIGNATURE).fetchall()
     except duckdb.Error:
         return None  # unreadable or from an older layout: rebuild it
     if not row:
@@ -265,12 +268,15 @@ def refresh_catalog(root: str, catalog: Path) -> bool:
         try:
             with duckdb.connect(str(tmp)) as con:
                 for view, glob in sources.items():
-                    con.execute(
-                        f"CREATE VIEW {view} AS SELECT * FROM read_parquet("
+                    # View names are the constants of VIEWS and the glob comes from
+                    # the environment config; DDL cannot take bound parameters.
+                    ddl = (
+                        f"CREATE VIEW {view} AS SELECT * FROM read_parquet("  # nosec B608
                         f"{_sql_literal(glob)}, union_by_name = true)"
                     )
-                con.execute(f"CREATE TABLE {_SIGNATURE_TABLE} (signature VARCHAR)")
-                con.execute(f"INSERT INTO {_SIGNATURE_TABLE} VALUES (?)", [signature])
+                    con.execute(ddl)
+                con.execute(_CREATE_SIGNATURE)
+                con.execute(_WRITE_SIGNATURE, [signature])
             os.replace(tmp, catalog)
             if (identity := _identity(catalog)) is not None:
                 _KNOWN_CATALOGS[(str(catalog), identity)] = signature
