@@ -452,7 +452,11 @@ def _field_features(field: FloatArray, sizes: NDArray[np.int64], out: FloatArray
 def compute_features(field: FloatArray, trace: StepTrace) -> dict[str, float | int]:
     """All features (canonical then extended) of a run from its final field and trace."""
     values = np.empty(len(ALL_FEATURE_NAMES))
-    _field_features(field, box_sizes(field.shape[0]), values)
+    # numba compiles read-only and writable arrays separately; a read-only view
+    # (no copy) gives every caller the one specialisation simulate() already uses.
+    frozen = np.ascontiguousarray(field).view()
+    frozen.setflags(write=False)
+    _field_features(frozen, box_sizes(field.shape[0]), values)
     _temporal(
         trace.energy,
         trace.dv_mean,
