@@ -18,7 +18,11 @@ UI_PORT ?= 3000
 
 ## run: build the small preset end to end through Dagster and query the result
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m mfn_pipeline small
+	$(BIN)/mfn build small
+	$(BIN)/mfn sql "SELECT alpha, count(*) AS runs, round(avg(V_mean), 3) AS V_mean_mV, \
+	  round(avg(D_box), 3) AS D_box, round(avg(D_box_rel), 3) AS D_box_rel, \
+	  round(avg(H_entropy), 3) AS H_entropy, round(avg(lyapunov), 3) AS lyapunov \
+	  FROM dataset WHERE preset = 'small' GROUP BY alpha ORDER BY alpha"
 
 ## ui: the Dagster UI on http://127.0.0.1:$(UI_PORT)
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

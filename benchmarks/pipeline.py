@@ -21,13 +21,11 @@ import dagster as dg
 
 from mfn_core.sweep import run_sweep
 from mfn_pipeline import defs
-from mfn_pipeline.definitions import resources_for
+from mfn_pipeline.definitions import console_log_config, resources_for
 from mfn_pipeline.partitions import SETTINGS
 
 TARGET_OVERHEAD_S = 3.0
 REPEATS = 3
-# Events are still stored in the instance; only the console echo is muted.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def main() -> None:
@@ -51,7 +49,8 @@ def main() -> None:
                     partition_key=preset,
                     instance=instance,
                     resources=resources,
-                    run_config=QUIET,
+                    # Events are still stored; only the console echo is muted.
+                    run_config=console_log_config("WARNING"),
                 )
                 elapsed = time.perf_counter() - start
             assert result.success

@@ -83,7 +83,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
 
     from mfn_pipeline import defs  # noqa: PLC0415
     from mfn_pipeline import progress as progress_events  # noqa: PLC0415
-    from mfn_pipeline.definitions import resources_for  # noqa: PLC0415
+    from mfn_pipeline.definitions import console_log_config, resources_for  # noqa: PLC0415
 
     settings = _settings()
     names = sorted(settings.presets) if args.all else args.presets
@@ -97,7 +97,8 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
         home.mkdir(exist_ok=True)
         os.environ["DAGSTER_HOME"] = str(home)
     job = defs.resolve_job_def("build_all_presets_job")
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    # The progress bar and summary say what the per-step log lines would.
+    quiet = console_log_config("WARNING")
     summary = []
     with dg.DagsterInstance.get() as instance:
         for name in names:

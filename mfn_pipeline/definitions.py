@@ -13,6 +13,12 @@ from mfn_pipeline.storage import Warehouse, WarehouseIOManager
 
 NIGHTLY_CRON = "0 2 * * *"
 
+
+def console_log_config(level: str) -> dict[str, object]:
+    """Run config that sets the console echo of a run (Dagster's default is DEBUG)."""
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
+
+
 build_all_presets_job = dg.define_asset_job(
     "build_all_presets_job",
     selection=dg.AssetSelection.groups(GROUP),
