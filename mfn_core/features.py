@@ -379,10 +379,13 @@ def _entropy_bits(field: FloatArray, bins: int) -> float:
     """Shannon entropy of a histogram of ``field`` over [min, max], binned like NumPy."""
     lo = field.min()
     hi = field.max()
-    if lo == hi:
+    norm = bins / (hi - lo) if hi > lo else math.inf
+    # Constant, or a range too small for finite-sized bins (subnormal differences):
+    # NumPy refuses to bin it, and an infinite scale would turn (x - lo) * norm into
+    # NaN, whose integer conversion is undefined and indexed out of bounds.
+    if not math.isfinite(norm):
         return 0.0
     edges = np.linspace(lo, hi, bins + 1)
-    norm = bins / (hi - lo)
     counts = np.zeros(bins, dtype=np.int64)
     for x in field.ravel():
         k = int((x - lo) * norm)

@@ -192,7 +192,8 @@ def extended_features(final: Array) -> dict[str, float]:
     d, r2 = box_dimension(top)
     out = {"D_box_rel": d, "D_r2_rel": r2, "N_clusters_rel": float(len(components(top)))}
     lo, hi = float(final.min()), float(final.max())
-    if lo == hi:
+    if lo == hi or not np.isfinite(64 / (hi - lo)):
+        # Constant, or a range too small for 64 finite-sized bins (NumPy refuses it).
         out["H_entropy"] = 0.0
     else:
         counts, _ = np.histogram(final, bins=64, range=(lo, hi))

@@ -24,6 +24,7 @@ from mfn_core.features import (
     _percentile_linear,
     box_sizes,
     compute_features,
+    trace_from_history,
 )
 from mfn_core.params import Boundary
 from tests import naive
@@ -166,3 +167,12 @@ def test_box_sizes_follow_geomspace_rule() -> None:
 def test_bad_history_is_refused(array: Any, message: str) -> None:
     with pytest.raises(ParamError, match=message):
         features_from_history(array)
+
+
+def test_entropy_of_a_range_too_small_to_bin_is_zero() -> None:
+    # Subnormal differences cannot form 64 finite-sized bins (NumPy refuses them);
+    # this once read out of bounds and crashed the process.
+    field = np.array([[0.0, 1e-310], [0.0, 0.0]])
+    trace = trace_from_history(field[np.newaxis])
+    assert compute_features(field, trace)["H_entropy"] == 0.0
+    assert naive.extended_features(field)["H_entropy"] == 0.0
