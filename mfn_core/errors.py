@@ -13,3 +13,7 @@ class ParamError(ValueError):
 
 class SimulationError(RuntimeError):
     """A run failed while computing (for example a non-finite value at some step)."""
+
+
+class SweepTimeoutError(SimulationError):
+    """A sweep ran past its wall-clock limit; the runs not yet started were cancelled."""

@@ -12,16 +12,18 @@ import dataclasses
 import hashlib
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from mfn_core.errors import ParamError, SimulationError
+from mfn_core.errors import ParamError, SimulationError, SweepTimeoutError
 from mfn_core.features import ALL_FEATURE_NAMES, COUNT_FEATURES
 from mfn_core.model import simulate
 from mfn_core.params import PARAM_SPECS, SimParams
@@ -121,12 +123,24 @@ def _list_column(name: str, values: list[np.ndarray | None]) -> pl.Series:
     return pl.Series(name, stacked).cast(pl.List(pl.Float64()))
 
 
+def _timed_out(
+    preset: Preset, time_limit_s: float | None, started: float, done: int
+) -> SweepTimeoutError:
+    return SweepTimeoutError(
+        f"preset {preset.name}: the sweep passed its wall-clock limit of {time_limit_s:g} s "
+        f"after {time.monotonic() - started:.1f} s with {done} of {preset.num_samples} runs "
+        "done; the remaining runs were cancelled. Raise limits.wall_clock_s in the "
+        "environment or shrink the preset."
+    )
+
+
 def run_sweep(
     preset: Preset,
     workers: int | None = None,
     *,
     progress: ProgressCallback | None = None,
     keep_arrays: bool = False,
+    time_limit_s: float | None = None,
 ) -> pl.DataFrame:
     """Run every sample of ``preset`` on ``workers`` threads (default: all cores).
 
@@ -134,6 +148,8 @@ def run_sweep(
     row with status "failed" and a reason; the other runs still complete.
     ``progress(done, total)`` is called after each finished run. ``keep_arrays``
     adds each run's final field and per-step trace as list columns (ARRAY_SCHEMA).
+    ``time_limit_s`` stops a runaway sweep: once it has passed, the runs not yet
+    started are cancelled and SweepTimeoutError says how far the sweep got.
     """
     if not isinstance(preset, Preset):
         raise ParamError(
@@ -143,13 +159,24 @@ def run_sweep(
         workers = default_workers()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ParamError(f"workers = {workers!r} is invalid; allowed: an integer >= 1 or None")
+    if time_limit_s is not None and not (
+        isinstance(time_limit_s, int | float) and math.isfinite(time_limit_s) and time_limit_s > 0
+    ):
+        raise ParamError(
+            f"time_limit_s = {time_limit_s!r} is invalid; allowed: a positive number of "
+            "seconds or None"
+        )
+    started = time.monotonic()
 
     total = preset.num_samples
     # Load (or compile) the kernels once, up front, so that cost is not billed to the
     # duration of whichever runs happen to start first.
     simulate(SimParams(seed=0, grid_size=4, steps=2))
     rows: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mfn-sweep") as pool:
+    deadline = None if time_limit_s is None else started + time_limit_s
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mfn-sweep")
+    finished = False
+    try:
         # Runs are submitted lazily, a bounded window ahead, so a sweep of any length
         # holds only finished rows (no fields unless asked for) and a few runs in flight.
         runs = preset.runs()
@@ -159,11 +186,23 @@ def run_sweep(
             for sim_id, p in itertools.islice(runs, window)
         ]
         while pending:
-            rows.append(pending.pop(0).result())
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                rows.append(pending[0].result(timeout=timeout))
+            except FuturesTimeoutError:
+                raise _timed_out(preset, time_limit_s, started, len(rows)) from None
+            pending.pop(0)
             if progress is not None:
                 progress(len(rows), total)
+            if deadline is not None and time.monotonic() > deadline and len(rows) < total:
+                raise _timed_out(preset, time_limit_s, started, len(rows))
             for sim_id, p in itertools.islice(runs, 1):
                 pending.append(pool.submit(run_one, sim_id, preset.name, p, keep_arrays))
+        finished = True
+    finally:
+        # After a timeout, queued runs are dropped and the caller gets its error now; a
+        # compiled run already in flight cannot be interrupted and ends in the background.
+        pool.shutdown(wait=finished, cancel_futures=True)
     if not keep_arrays:
         return pl.DataFrame(rows, schema=SWEEP_SCHEMA)
     failed = pl.Series([row["status"] != STATUS_OK for row in rows])

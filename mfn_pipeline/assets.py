@@ -31,6 +31,7 @@ from mfn_core.contracts import (
     ContractError,
     enforce,
 )
+from mfn_core.errors import SweepTimeoutError
 from mfn_core.sweep import ARRAY_SCHEMA, STATUS_FAILED, default_workers, run_sweep
 from mfn_core.tables import dataset_table, features_table, runs_table, summary_table
 from mfn_pipeline import checks
@@ -86,6 +87,7 @@ def _enforced(schema: pa.DataFrameSchema, table: pl.DataFrame, partition: str) -
                 "the previous version stays readable."
             ),
             metadata={"offending_rows": dg.MetadataValue.md(_markdown(exc.failure_cases))},
+            allow_retries=False,
         ) from exc
 
 
@@ -96,6 +98,20 @@ def _markdown(table: pl.DataFrame, limit: int = 50) -> str:
         for row in table.head(limit).iter_rows()
     ]
     return "\n".join(lines)
+
+
+class BuildLimits(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """How long one preset's sweep may run before it is stopped (limits.wall_clock_s)."""
+
+    wall_clock_s: float
+
+
+# Storage hiccups (a full disk being cleaned, a flaky object store) pass; a broken
+# contract, a damaged input file or a runaway sweep does not, so those raise
+# dg.Failure(allow_retries=False) and fail at once.
+RETRY_POLICY = dg.RetryPolicy(
+    max_retries=2, delay=2.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 
 def _table_asset(
@@ -113,6 +129,7 @@ def _table_asset(
         check_specs=check_specs,
         code_version=CODE_VERSION,
         kinds={"python", "parquet"},
+        retry_policy=RETRY_POLICY,
     )
 
 
@@ -153,7 +170,9 @@ def _spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
         ),
     ],
 )
-def simulation_runs(context: AssetExecutionContext) -> Iterator[AssetEvent]:
+def simulation_runs(
+    context: AssetExecutionContext, build_limits: BuildLimits
+) -> Iterator[AssetEvent]:
     """Every run of the preset's sweep: parameters, metrics, per-step trace and final field."""
     preset = preset_of(context)
     marks = {max(1, preset.num_samples * k // PROGRESS_STEPS) for k in range(1, PROGRESS_STEPS + 1)}
@@ -164,7 +183,19 @@ def simulation_runs(context: AssetExecutionContext) -> Iterator[AssetEvent]:
             context.log.info(f"{preset.name}: {done}/{total} runs done")
 
     with metered() as usage:
-        sweep = run_sweep(preset, default_workers(), progress=progress, keep_arrays=True)
+        try:
+            sweep = run_sweep(
+                preset,
+                default_workers(),
+                progress=progress,
+                keep_arrays=True,
+                time_limit_s=build_limits.wall_clock_s,
+            )
+        except SweepTimeoutError as exc:
+            raise dg.Failure(
+                description=f"{exc} Partition {preset.name!r} of simulation_runs was not replaced.",
+                allow_retries=False,
+            ) from exc
     runs = _enforced(RUNS_SCHEMA, runs_table(sweep), preset.name)
     failed = runs.filter(pl.col("status") == STATUS_FAILED).height
     ok = runs.filter(pl.col("status") != STATUS_FAILED)
@@ -361,6 +392,7 @@ def _this_run(
     code_version=CODE_VERSION,
     kinds={"python", "parquet"},
     deps=["simulation_runs", "fractal_features", "mfn_dataset"],
+    retry_policy=RETRY_POLICY,
 )
 def builds(
     context: AssetExecutionContext, warehouse: Warehouse, preset_summary: pl.DataFrame

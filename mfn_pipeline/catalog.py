@@ -7,12 +7,15 @@ nothing a user types can write, attach another database or read other files.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from mfn_core.presets import NAME_PATTERN
 from mfn_pipeline.settings import Environment
+from mfn_pipeline.storage import WarehouseError, rebuild_hint
 
 # Statement kinds that only read. DESCRIBE, SHOW and SUMMARIZE parse as SELECT.
 READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
@@ -22,8 +25,16 @@ class QueryRefusedError(ValueError):
     """The SQL would write, touch files outside the warehouse, or is not one query."""
 
 
+class QueryFailedError(RuntimeError):
+    """A read-only query that DuckDB could not run (unknown column, bad syntax, ...)."""
+
+
 class CatalogMissingError(FileNotFoundError):
     """No catalog yet: nothing has been built."""
+
+
+# DuckDB quotes the file it could not decode: "No magic bytes found at end of file 'x'".
+_QUOTED_PARQUET = re.compile(r"'([^']+\.parquet)'")
 
 
 def check_read_only(sql: str) -> None:
@@ -58,6 +69,9 @@ def connect(environment: Environment) -> duckdb.DuckDBPyConnection:
         root = str(Path(environment.warehouse).resolve()) + "/"
         con.execute("SET allowed_directories = ?", [[root]])
         con.execute("SET enable_external_access = false")
+    # An extension would bring its own readers (sqlite_scan, httpfs): none is fetched or loaded.
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
     con.execute("SET lock_configuration = true")
     return con
 
@@ -75,3 +89,28 @@ def query(environment: Environment, sql: str, params: list[object] | None = None
                 f"{exc}; allowed: the catalog's views (runs, features, dataset, "
                 "preset_summary, builds) and files inside the warehouse"
             ) from exc
+        except (duckdb.InvalidInputException, duckdb.IOException) as exc:
+            damaged = _damaged_partition(environment, str(exc))
+            if damaged is None:
+                raise QueryFailedError(f"the query failed: {exc}") from exc
+            path, partition = damaged
+            raise WarehouseError(
+                f"{path}: not a readable Parquet file ({exc}); {rebuild_hint(partition)}"
+            ) from exc
+        except duckdb.Error as exc:
+            raise QueryFailedError(f"the query failed: {exc}") from exc
+
+
+def _damaged_partition(environment: Environment, message: str) -> tuple[Path, str] | None:
+    """The warehouse file a DuckDB error quotes and its partition, if it quotes one."""
+    quoted = _QUOTED_PARQUET.search(message)
+    if quoted is None or "://" in environment.warehouse:
+        return None
+    path = Path(quoted.group(1)).resolve()
+    root = Path(environment.warehouse).resolve()
+    if not path.is_relative_to(root):
+        return None
+    # table/PRESET.parquet, or builds/PRESET/RUN.parquet for build records.
+    parts = path.relative_to(root).parts
+    partition = parts[1] if len(parts) == 3 else path.stem
+    return (path, partition) if NAME_PATTERN.fullmatch(partition) else None

@@ -282,7 +282,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     args = parser().parse_args(argv)
-    from mfn_pipeline.catalog import CatalogMissingError, QueryRefusedError  # noqa: PLC0415
+    from mfn_pipeline.catalog import (  # noqa: PLC0415
+        CatalogMissingError,
+        QueryFailedError,
+        QueryRefusedError,
+    )
     from mfn_pipeline.storage import WarehouseError  # noqa: PLC0415
 
     try:
@@ -290,7 +294,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"mfn {args.command}: {exc}\n")
         return EXIT_USAGE
-    except (ConfigError, QueryRefusedError, CatalogMissingError, WarehouseError) as exc:
+    except (
+        ConfigError,
+        QueryRefusedError,
+        QueryFailedError,
+        CatalogMissingError,
+        WarehouseError,
+    ) as exc:
         sys.stderr.write(f"mfn {args.command}: {exc}\n")
         return EXIT_FAILURE
     return code

@@ -6,12 +6,20 @@ import logging
 
 import dagster as dg
 
-from mfn_pipeline.assets import ASSETS, GROUP, IO_MANAGER_KEY
+from mfn_pipeline.assets import ASSETS, GROUP, IO_MANAGER_KEY, RETRY_POLICY, BuildLimits
 from mfn_pipeline.partitions import SETTINGS, presets_partitions
 from mfn_pipeline.settings import Environment
 from mfn_pipeline.storage import Warehouse, WarehouseIOManager
 
 NIGHTLY_CRON = "0 2 * * *"
+RUN_TIME_LIMIT_TAG = "dagster/max_runtime"
+RUN_TIME_MARGIN_S = 900
+
+
+def run_time_limit_s(environment: Environment) -> int:
+    """Longest a whole build run may take: every sweep attempt, its backoff, the rest."""
+    attempts = RETRY_POLICY.max_retries + 1
+    return attempts * environment.limits.wall_clock_s + RUN_TIME_MARGIN_S
 
 
 def console_log_config(level: str) -> dict[str, object]:
@@ -26,6 +34,10 @@ build_all_presets_job = dg.define_asset_job(
     # below cannot tell the job is statically partitioned and rejects cron_schedule.
     partitions_def=presets_partitions,
     description="Build one preset end to end: runs, features, data set, summary, build record.",
+    # Where run monitoring is on (deploy/dagster.yaml), a whole run that hangs outside
+    # the sweep's own limit (say on a stalled object store) is stopped too. Room for
+    # every attempt of the sweep, plus the other steps.
+    tags={RUN_TIME_LIMIT_TAG: str(run_time_limit_s(SETTINGS.environment))},
 )
 
 nightly_build_schedule = dg.build_schedule_from_partitioned_job(
@@ -45,7 +57,11 @@ def executor_for(environment: Environment) -> dg.ExecutorDefinition:
 
 def resources_for(environment: Environment) -> dict[str, object]:
     warehouse = Warehouse(root=environment.warehouse, catalog=str(environment.catalog))
-    return {"warehouse": warehouse, IO_MANAGER_KEY: WarehouseIOManager(warehouse=warehouse)}
+    return {
+        "warehouse": warehouse,
+        IO_MANAGER_KEY: WarehouseIOManager(warehouse=warehouse),
+        "build_limits": BuildLimits(wall_clock_s=environment.limits.wall_clock_s),
+    }
 
 
 for _logger in ("mfn_core", "mfn_pipeline"):

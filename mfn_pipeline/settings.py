@@ -10,7 +10,6 @@ allowed. ``MFN_ENV`` picks ``configs/environments/<name>.yaml`` (default ``dev``
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any, Literal
 import fsspec
 import yaml
 
-from mfn_core.presets import Preset, PresetError, load_preset
+from mfn_core.presets import NAME_PATTERN, Preset, PresetError, load_preset
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_VAR, CONFIG_DIR_VAR = "MFN_ENV", "MFN_CONFIG_DIR"
@@ -27,9 +26,9 @@ WAREHOUSE_VAR, CATALOG_VAR = "MFN_WAREHOUSE", "MFN_CATALOG"
 DEFAULT_ENV = "dev"
 EXECUTORS = ("in_process", "multiprocess")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-LIMIT_KEYS = ("grid_size", "steps", "num_samples")
+PRESET_LIMIT_KEYS = ("grid_size", "steps", "num_samples")
+LIMIT_KEYS = (*PRESET_LIMIT_KEYS, "wall_clock_s")
 ENV_KEYS = ("warehouse", "catalog", "executor", "max_concurrent", "log_level", "limits")
-NAME = re.compile(r"[a-z0-9_-]{1,64}")
 
 Executor = Literal["in_process", "multiprocess"]
 
@@ -40,11 +39,12 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Largest preset the environment accepts."""
+    """Largest preset the environment accepts, and how long one sweep may run."""
 
     grid_size: int
     steps: int
     num_samples: int
+    wall_clock_s: int
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def load_settings(config_dir: Path | None = None, env_name: str | None = None) -
     """Read and validate the environment file and every preset, or raise ConfigError."""
     config_dir = Path(config_dir or os.environ.get(CONFIG_DIR_VAR) or PROJECT_ROOT / "configs")
     env_name = env_name or os.environ.get(ENV_VAR) or DEFAULT_ENV
-    if not NAME.fullmatch(env_name):
+    if not NAME_PATTERN.fullmatch(env_name):
         raise ConfigError(
             f"{ENV_VAR} = {env_name!r} is not an environment name; "
             "allowed: a-z, 0-9, '_' and '-', e.g. dev or prod"
@@ -175,7 +175,7 @@ def _load_presets(folder: Path, environment: Environment) -> dict[str, Preset]:
         raise ConfigError(f"{folder}: no preset files; allowed: one or more <name>.yaml files")
     presets = {}
     for path in files:
-        if not NAME.fullmatch(path.stem):
+        if not NAME_PATTERN.fullmatch(path.stem):
             raise ConfigError(
                 f"{path}: file name {path.stem!r} is not a preset name; "
                 "allowed: 1 to 64 characters from a-z, 0-9, '_' and '-'"
@@ -189,7 +189,7 @@ def _load_presets(folder: Path, environment: Environment) -> dict[str, Preset]:
                 f"{path}: name = {preset.name!r} differs from the file name; "
                 f"allowed: {path.stem!r} (the name is the partition key)"
             )
-        for key in LIMIT_KEYS:
+        for key in PRESET_LIMIT_KEYS:
             value, limit = getattr(preset, key), getattr(environment.limits, key)
             if value > limit:
                 raise ConfigError(

@@ -10,25 +10,32 @@ renamed over the old one, and a user holding it open never blocks a build.
 # Dagster and pydantic read the resource annotations at runtime: no postponed
 # annotations in this module.
 import contextlib
+import errno
 import fcntl
 import io
 import json
 import logging
 import os
+import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import dagster as dg
 import duckdb
 import polars as pl
 from upath import UPath
 
+from mfn_core.presets import NAME_PATTERN
+
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".parquet"
+_IO_ERROR = "(os error"  # how polars quotes an errno it hit while writing
+# Build records are named by Dagster run ids.
+RECORD_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 # Fast to write and read; the final fields (random-looking float64) barely compress
 # under any codec, so a heavier one only costs build time.
@@ -45,6 +52,7 @@ VIEWS: dict[str, str] = {
 }
 # The catalog records which views it holds in this table (mfn_catalog_info).
 _READ_SIGNATURE = "SELECT signature FROM mfn_catalog_info"
+_VIEW_DDL = "CREATE VIEW {view} AS SELECT * FROM read_parquet({source}, union_by_name = true)"
 _CREATE_SIGNATURE = "CREATE TABLE mfn_catalog_info (signature VARCHAR)"
 _WRITE_SIGNATURE = "INSERT INTO mfn_catalog_info VALUES (?)"
 # Frames this process wrote last, keyed by file path, with the file identity
@@ -72,10 +80,11 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
     catalog: str
 
     def table_path(self, table: str, partition: str) -> UPath:
-        return UPath(self.root) / table / f"{partition}{SUFFIX}"
+        return UPath(self.root) / _checked(table, "table") / f"{_checked(partition)}{SUFFIX}"
 
     def record_path(self, table: str, partition: str, record: str) -> UPath:
-        return UPath(self.root) / table / partition / f"{record}{SUFFIX}"
+        folder = UPath(self.root) / _checked(table, "table") / _checked(partition)
+        return folder / f"{_checked(record, 'record', RECORD_PATTERN)}{SUFFIX}"
 
     def write(self, table: str, partition: str, frame: pl.DataFrame) -> UPath:
         """Replace one partition of ``table`` in a single atomic step, then update the catalog."""
@@ -87,7 +96,7 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def read_records(self, table: str, partition: str) -> pl.DataFrame | None:
         """Every record file of one partition of an append-only table, or None if none."""
-        folder = UPath(self.root) / table / partition
+        folder = UPath(self.root) / _checked(table, "table") / _checked(partition)
         files = sorted(folder.glob(f"*{SUFFIX}")) if folder.exists() else []
         if not files:
             return None
@@ -99,15 +108,26 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         return pl.concat(frames, how="diagonal_relaxed")
 
     def _store(self, path: UPath, frame: pl.DataFrame) -> UPath:
-        if _is_local(path):
-            local = Path(path.path)
-            _remember(local, _atomic_local_write(local, frame), frame)
-        else:
-            # Object stores publish a whole object per PUT: readers see old or new.
-            buffer = io.BytesIO()
-            frame.write_parquet(buffer, compression=COMPRESSION)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(buffer.getvalue())
+        try:
+            if _is_local(path):
+                local = Path(path.path)
+                _remember(local, _atomic_local_write(local, frame), frame)
+            else:
+                # Object stores publish a whole object per PUT: readers see old or new.
+                buffer = io.BytesIO()
+                frame.write_parquet(buffer, compression=COMPRESSION)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(buffer.getvalue())
+        # polars reports the file system's errors (ENOSPC among them) as ComputeError.
+        except (OSError, pl.exceptions.ComputeError) as exc:
+            if not isinstance(exc, OSError) and _IO_ERROR not in str(exc):
+                raise
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            full = os.strerror(errno.ENOSPC) in reason
+            raise WarehouseError(
+                f"{path}: could not be written ({reason}); the previous version, if any, is "
+                f"untouched{'; free space on that file system' if full else ''}, then rebuild"
+            ) from exc
         try:
             refresh_catalog(self.root, Path(self.catalog))
         except duckdb.Error as exc:
@@ -123,16 +143,11 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         path = self.table_path(table, partition)
         if _is_local(path) and (frame := _recalled(Path(path.path))) is not None:
             return frame if columns is None else frame.select(columns)
+        rebuild = rebuild_hint(partition)
         if not path.exists():
             raise WarehouseError(
-                f"{path}: partition {partition!r} of {table} has not been built; "
-                f"build it first (dagster asset materialize -m mfn_pipeline --select '*' "
-                f"--partition {partition})"
+                f"{path}: partition {partition!r} of {table} has not been built; {rebuild}"
             )
-        rebuild = (
-            f"rebuild the partition (dagster asset materialize -m mfn_pipeline --select '*' "
-            f"--partition {partition})"
-        )
         try:
             with path.open("rb") as handle:
                 return pl.read_parquet(handle, columns=columns)
@@ -144,8 +159,7 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         # Any other decoding failure means a damaged file; say which and how to repair it.
         except Exception as exc:
             raise WarehouseError(
-                f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); "
-                f"delete it and {rebuild}"
+                f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); {rebuild}"
             ) from exc
 
     def read_previous(self, table: str, partition: str) -> pl.DataFrame | None:
@@ -157,6 +171,24 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         except WarehouseError as exc:
             logger.warning("cannot compare with the previous %s/%s: %s", table, partition, exc)
             return None
+
+
+def rebuild_hint(partition: str) -> str:
+    """How a user repairs or creates one partition: a full rebuild replaces every file."""
+    return (
+        f"rebuild the partition: mfn build {partition} (or dagster asset materialize "
+        f"-m mfn_pipeline --select '*' --partition {partition})"
+    )
+
+
+def _checked(name: str, what: str = "partition", pattern: re.Pattern[str] = NAME_PATTERN) -> str:
+    """A path component from a partition key or name: never a separator, '..' or empty."""
+    if not isinstance(name, str) or not pattern.fullmatch(name):
+        raise WarehouseError(
+            f"{what} name {name!r} cannot be stored: it must match {pattern.pattern} "
+            "(no path separators, no '..'), so no path can leave the warehouse"
+        )
+    return name
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
@@ -184,23 +216,60 @@ def _recalled(path: Path) -> pl.DataFrame | None:
 def _atomic_local_write(path: Path, frame: pl.DataFrame) -> tuple[int, int, int]:
     """Write ``frame`` to ``path`` atomically; return the identity of the file written."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(path)
     # Same folder, so the rename never crosses a file system; the name does not end
     # in .parquet, so catalog globs never pick up a half-written file.
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with tmp.open("wb") as handle:
+        with _locked_new_file(tmp) as handle:
             frame.write_parquet(handle, compression=COMPRESSION)
             handle.flush()
             os.fsync(handle.fileno())
             # Taken before the rename (which keeps inode, mtime and size), so a
             # concurrent writer's file is never mistaken for this one.
             stat = os.fstat(handle.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    try:
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        # The new file is in place; only the durability of its name across a power
+        # cut is in doubt, which does not make this write a failure.
+        logger.warning("wrote %s, but could not sync its folder: %s", path, exc)
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+@contextlib.contextmanager
+def _locked_new_file(tmp: Path) -> Iterator[BinaryIO]:
+    """Create ``tmp`` and hold an exclusive lock on it until it is closed.
+
+    While the lock is held the file is a live write, whatever process or container
+    holds it (_remove_orphans). Between creating and locking, another writer's cleanup
+    may take it for an orphan and unlink it: then it is created again.
+    """
+    while True:
+        handle = tmp.open("wb")
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        if os.fstat(handle.fileno()).st_nlink > 0:
+            break
+        handle.close()
+    with handle:
+        yield handle
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete temporary files of ``path`` that no live writer holds (e.g. it was killed)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            with tmp.open("rb") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                tmp.unlink(missing_ok=True)
+        except BlockingIOError:
+            continue  # a writer is still at work on it
+        except FileNotFoundError:
+            continue  # renamed into place or removed meanwhile
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -270,10 +339,7 @@ def refresh_catalog(root: str, catalog: Path) -> bool:
                 for view, glob in sources.items():
                     # View names are the constants of VIEWS and the glob comes from
                     # the environment config; DDL cannot take bound parameters.
-                    ddl = (
-                        f"CREATE VIEW {view} AS SELECT * FROM read_parquet("  # nosec B608
-                        f"{_sql_literal(glob)}, union_by_name = true)"
-                    )
+                    ddl = _VIEW_DDL.format(view=view, source=_sql_literal(glob))
                     con.execute(ddl)
                 con.execute(_CREATE_SIGNATURE)
                 con.execute(_WRITE_SIGNATURE, [signature])
@@ -302,4 +368,10 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         # An input may name the columns it needs (AssetIn metadata), so a summary does
         # not read every stored field.
         columns = (context.definition_metadata or {}).get("columns")
-        return self.warehouse.read(context.asset_key.path[-1], context.asset_partition_key, columns)
+        try:
+            return self.warehouse.read(
+                context.asset_key.path[-1], context.asset_partition_key, columns
+            )
+        except WarehouseError as exc:
+            # A missing or damaged file stays so until it is rebuilt: retrying cannot help.
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc

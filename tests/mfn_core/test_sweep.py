@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from pathlib import Path
 
 import polars as pl
@@ -8,6 +10,7 @@ import pytest
 
 from mfn_core import ParamError, SimParams, SimulationError, simulate
 from mfn_core import sweep as sweep_module
+from mfn_core.errors import SweepTimeoutError
 from mfn_core.features import ALL_FEATURE_NAMES
 from mfn_core.model import Run
 from mfn_core.presets import Preset, load_preset
@@ -77,3 +80,34 @@ def test_failing_run_is_a_row_and_the_others_finish(
 def test_bad_worker_count(medium: Preset, workers: object) -> None:
     with pytest.raises(ParamError, match="workers"):
         run_sweep(medium, workers=workers)  # type: ignore[arg-type]
+
+
+def test_a_hung_run_cannot_hold_the_sweep_past_its_time_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    preset = load_preset(Path(__file__).parents[2] / "configs/presets/small.yaml")
+    release = threading.Event()
+    real_simulate = simulate
+
+    def hanging(params: SimParams) -> Run:
+        if params.seed == preset.base_seed + 2:
+            release.wait(timeout=60)  # a run that would hang for a minute
+        return real_simulate(params)
+
+    monkeypatch.setattr(sweep_module, "simulate", hanging)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SweepTimeoutError, match=r"with 2 of 10 runs done"):
+            run_sweep(preset, workers=2, time_limit_s=1.0)
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+    # The error comes at the limit, not when the hung run would have returned.
+    assert waited < 30, waited
+
+
+def test_time_limit_must_be_positive() -> None:
+    preset = load_preset(Path(__file__).parents[2] / "configs/presets/small.yaml")
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ParamError, match="time_limit_s"):
+            run_sweep(preset, time_limit_s=bad)

@@ -118,6 +118,23 @@ def test_sql_writes_files(built: Environment, tmp_path: Path, fmt: str) -> None:
         ("SELECT 1; SELECT 2", "got 2 statements"),
         ("SELECT * FROM read_csv('/etc/passwd')", "Permission Error"),
         ("SET enable_external_access = true", "SET statements are refused"),
+        ("INSERT INTO mfn_catalog_info VALUES ('x')", "INSERT statements are refused"),
+        ("UPDATE mfn_catalog_info SET signature = 'x'", "UPDATE statements are refused"),
+        ("DELETE FROM mfn_catalog_info", "DELETE statements are refused"),
+        ("INSTALL httpfs", "LOAD statements are refused"),  # DuckDB files INSTALL as LOAD
+        ("LOAD httpfs", "LOAD statements are refused"),
+        ("PRAGMA enable_external_access", "PRAGMA statements are refused"),
+        ("CALL pragma_version()", "CALL statements are refused"),
+        ("EXPORT DATABASE '/tmp/mfn-export'", "EXPORT statements are refused"),
+        ("DETACH mfn", "DETACH statements are refused"),
+        ("SELECT 1; DROP VIEW dataset", "got 2 statements"),
+        ("SELECT * FROM read_text('/etc/passwd')", "Permission Error"),
+        ("SELECT * FROM read_parquet('/etc/*.parquet')", "Permission Error"),
+        ("SELECT * FROM read_csv_auto('/root/.bashrc')", "Permission Error"),
+        ("SELECT * FROM glob('/etc/*')", "Permission Error"),
+        ("SELECT * FROM 'https://example.com/x.csv'", "Permission Error"),
+        ("SELECT * FROM sqlite_scan('/tmp/x.db', 't')", "the query failed: Catalog Error"),
+        ("SELECT no_such_column FROM dataset", "the query failed: Binder Error"),
     ],
 )
 def test_sql_refuses_anything_but_reading_the_catalog(
@@ -129,6 +146,7 @@ def test_sql_refuses_anything_but_reading_the_catalog(
     assert message in capsys.readouterr().err
     assert built.catalog.read_bytes() == before
     assert not Path("/tmp/mfn-copy.csv").exists()
+    assert not Path("/tmp/mfn-export").exists()
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from mfn_pipeline import checks, defs
+from mfn_pipeline.definitions import RUN_TIME_LIMIT_TAG
 from mfn_pipeline.partitions import SETTINGS
 
 from .conftest import PROJECT
@@ -77,3 +78,17 @@ def test_local_instance_queues_runs_one_at_a_time(tmp_path: Path) -> None:
         coordinator = instance.run_coordinator
         assert isinstance(coordinator, dg.QueuedRunCoordinator)
         assert coordinator.get_run_queue_config().max_concurrent_runs == 1
+
+
+def test_every_asset_retries_with_backoff_and_runs_carry_a_time_limit() -> None:
+    repo = defs.get_repository_def()
+    for key in repo.asset_graph.get_all_asset_keys():
+        policy = repo.asset_graph.get(key).assets_def.op.retry_policy
+        assert policy is not None, key
+        assert policy.max_retries >= 1
+        assert policy.backoff == dg.Backoff.EXPONENTIAL
+    job = repo.get_job("build_all_presets_job")
+    run_limit = int(job.tags[RUN_TIME_LIMIT_TAG])
+    sweep_limit = SETTINGS.environment.limits.wall_clock_s
+    # Every attempt of the sweep fits, with time left for the other steps.
+    assert run_limit > (policy.max_retries + 1) * sweep_limit

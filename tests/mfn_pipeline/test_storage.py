@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mfn_pipeline import storage
 from mfn_pipeline.partitions import SETTINGS
@@ -53,7 +55,9 @@ def test_a_reader_holding_the_catalog_open_never_blocks_a_build(warehouse: Wareh
 
 
 def test_unreadable_partition_names_the_file_and_the_fix(warehouse: Warehouse) -> None:
-    with pytest.raises(WarehouseError, match="has not been built; build it first"):
+    with pytest.raises(
+        WarehouseError, match="not been built; rebuild the partition: mfn build small"
+    ):
         warehouse.read("mfn_dataset", "small")
     path = Path(warehouse.root) / "mfn_dataset" / "small.parquet"
     path.parent.mkdir(parents=True)
@@ -221,3 +225,32 @@ def test_a_url_warehouse_stores_partitions_even_when_duckdb_cannot_view_it(
     path = remote.write("mfn_dataset", "small", frame)
     assert str(path).startswith("memory://")
     assert remote.read("mfn_dataset", "small").equals(frame)
+
+
+ESCAPES = ["..", "../small", "/etc/passwd", "a/b", "small/../../x", "", ".", "~", "sm all", "Ä"]
+
+
+@pytest.mark.parametrize("key", ESCAPES)
+def test_partition_keys_that_could_leave_the_warehouse_are_refused(
+    warehouse: Warehouse, key: str
+) -> None:
+    frame = pl.DataFrame({"sim_id": [0]})
+    with pytest.raises(WarehouseError, match="no path can leave the warehouse"):
+        warehouse.write("mfn_dataset", key, frame)
+    with pytest.raises(WarehouseError, match="no path can leave the warehouse"):
+        warehouse.write_record("builds", "small", key, frame)
+    with pytest.raises(WarehouseError, match="no path can leave the warehouse"):
+        warehouse.read("mfn_dataset", key)
+    assert not Path(warehouse.root).exists()  # nothing was written anywhere
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80), st.sampled_from(["mfn_dataset", "../x", "builds/.."]))
+def test_no_key_or_table_name_resolves_outside_the_warehouse(key: str, table: str) -> None:
+    warehouse = Warehouse(root="/srv/warehouse", catalog="/srv/mfn.duckdb")
+    try:
+        path = Path(warehouse.table_path(table, key).path)
+    except WarehouseError:
+        return
+    assert path.resolve().is_relative_to("/srv/warehouse")
+    assert path.parent == Path("/srv/warehouse") / table

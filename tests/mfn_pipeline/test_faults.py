@@ -1,0 +1,347 @@
+"""Faults on purpose: damaged files, a full disk, failing runs, transient errors, runaways.
+
+Each test breaks one thing and shows that the build says what broke, and that the last
+good data stays readable.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from mfn_core import sweep
+from mfn_core.errors import SimulationError
+from mfn_core.params import SimParams
+from mfn_pipeline import catalog, checks, defs, storage
+from mfn_pipeline.assets import BuildLimits
+from mfn_pipeline.definitions import resources_for
+from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.settings import Environment
+from mfn_pipeline.storage import Warehouse, WarehouseError
+
+from .conftest import build
+
+SMALL = SETTINGS.presets["small"]
+
+
+def step_failure(result: dg.ExecuteInProcessResult, step: str) -> str:
+    failure = next(e for e in result.all_events if e.is_step_failure and e.step_key == step)
+    error = failure.step_failure_data.error
+    return error.message if error else ""
+
+
+def retries(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [
+        e.step_key or ""
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ]
+
+
+# --- a damaged Parquet file --------------------------------------------------------
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def overwrite_with_garbage(path: Path) -> None:
+    path.write_bytes(b"\x00garbage\xff" * 512)
+
+
+@pytest.mark.parametrize("damage", [truncate, overwrite_with_garbage])
+def test_damaged_partition_is_named_with_its_fix_and_a_rebuild_repairs_it(
+    damage: object, environment: Environment, instance: dg.DagsterInstance
+) -> None:
+    assert build("small", environment, instance).success
+    path = Path(environment.warehouse) / "simulation_runs" / "small.parquet"
+    assert callable(damage)
+    damage(path)
+
+    with pytest.raises(WarehouseError) as refused:
+        catalog.query(environment, "SELECT count(*) FROM runs")
+    assert str(path) in str(refused.value)
+    assert "mfn build small" in str(refused.value)
+
+    # A build that reads the damaged file (features only) fails naming it and the fix.
+    job = dg.define_asset_job("features_only", selection=["fractal_features"])
+    partial = dg.Definitions(
+        assets=defs.assets, jobs=[job], resources=resources_for(environment)
+    ).resolve_job_def("features_only")
+    result = partial.execute_in_process(
+        partition_key="small", instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    message = step_failure(result, "fractal_features")
+    assert str(path) in message
+    assert "mfn build small" in message
+    assert retries(result) == []  # a damaged file stays damaged: no retry
+
+    assert build("small", environment, instance).success
+    assert catalog.query(environment, "SELECT count(*) AS n FROM runs")["n"].to_list() == [
+        SMALL.num_samples
+    ]
+
+
+# --- a full disk ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs: writes beyond it fail with ENOSPC, as on a full disk."""
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert mounted.returncode == 0, f"the disk-full test mounts a tmpfs (needs root): {mounted}"
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_disk_full_during_a_write_is_a_clear_error_and_keeps_the_previous_partition(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    warehouse = Warehouse(root=str(small_disk / "warehouse"), catalog=str(tmp_path / "c.duckdb"))
+    previous = pl.DataFrame({"sim_id": range(100), "x": np.arange(100.0)})
+    path = Path(warehouse.write("simulation_runs", "small", previous).path)
+    before = path.read_bytes()
+
+    incompressible = np.random.default_rng(0).random(400_000)  # 3.2 MB of float64
+    with pytest.raises(WarehouseError) as full:
+        warehouse.write("simulation_runs", "small", pl.DataFrame({"x": incompressible}))
+    message = str(full.value)
+    assert str(path) in message
+    assert "No space left on device" in message
+    assert "the previous version, if any, is untouched; free space" in message
+
+    assert path.read_bytes() == before
+    assert warehouse.read("simulation_runs", "small").equals(previous)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["small.parquet"]  # no leftovers
+
+
+def test_a_transient_write_failure_is_retried_with_backoff_and_the_build_completes(
+    environment: Environment, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = storage._atomic_local_write
+    failures = {"fractal_features": 1}
+
+    def flaky_write(path: Path, frame: pl.DataFrame) -> tuple[int, int, int]:
+        table = path.parent.name
+        if failures.get(table, 0) > 0:
+            failures[table] -= 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_write(path, frame)
+
+    monkeypatch.setattr(storage, "_atomic_local_write", flaky_write)
+    result = build("small", environment, instance)
+
+    assert result.success
+    assert retries(result) == ["fractal_features"]
+    assert failures == {"fractal_features": 0}
+
+
+# --- a run that fails numerically ------------------------------------------------------
+
+
+def test_a_failing_run_is_recorded_with_its_reason_and_the_checks_report_it(
+    environment: Environment, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken_seed = SMALL.base_seed + 3
+    real_simulate = sweep.simulate  # type: ignore[attr-defined]
+
+    def simulate(params: SimParams) -> object:
+        if params.seed == broken_seed:
+            raise SimulationError(f"non-finite V at step 17 (seed {params.seed})")
+        return real_simulate(params)
+
+    monkeypatch.setattr(sweep, "simulate", simulate)
+    result = build("small", environment, instance)
+
+    runs = Warehouse(root=environment.warehouse, catalog=str(environment.catalog)).read(
+        "simulation_runs", "small"
+    )
+    failed = runs.filter(pl.col("status") == sweep.STATUS_FAILED)
+    assert failed["sim_id"].to_list() == [3]
+    assert failed["reason"].to_list() == [f"non-finite V at step 17 (seed {broken_seed})"]
+    assert runs.filter(pl.col("status") == sweep.STATUS_OK).height == SMALL.num_samples - 1
+
+    evaluations = {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    }
+    row_count = evaluations[checks.ROW_COUNT_CHECK]
+    assert not row_count.passed
+    assert "sim_id 3" in str(row_count.metadata["failure_reasons"].value)
+
+
+# --- a runaway build --------------------------------------------------------------------
+
+
+def test_the_wall_clock_limit_stops_a_runaway_sweep_without_retrying(
+    environment: Environment, instance: dg.DagsterInstance
+) -> None:
+    assert build("small", environment, instance).success
+    path = Path(environment.warehouse) / "simulation_runs" / "small.parquet"
+    before = path.read_bytes()
+
+    job = defs.resolve_job_def("build_all_presets_job")
+    resources = {**resources_for(environment), "build_limits": BuildLimits(wall_clock_s=1e-6)}
+    result = job.execute_in_process(
+        partition_key="small", instance=instance, resources=resources, raise_on_error=False
+    )
+
+    assert not result.success
+    message = step_failure(result, "simulation_runs")
+    assert "wall-clock limit of 1e-06 s" in message
+    assert f"of {SMALL.num_samples} runs done" in message
+    assert "limits.wall_clock_s" in message
+    assert retries(result) == []
+    assert path.read_bytes() == before
+
+
+# --- SIGKILL in the middle of writes -----------------------------------------------------
+
+WRITER = """
+import sys
+import numpy as np, polars as pl
+from mfn_pipeline.storage import Warehouse
+warehouse = Warehouse(root=sys.argv[1], catalog=sys.argv[2])
+versions = [pl.DataFrame({"version": [v] * 300_000, "x": np.random.default_rng(v).random(300_000)})
+            for v in (1, 2)]
+print("ready", flush=True)
+n = 0
+while True:
+    warehouse.write("mfn_dataset", "small", versions[n % 2])
+    n += 1
+"""
+KILL_TRIALS = 24
+
+
+@pytest.mark.slow
+def test_sigkill_during_writes_leaves_a_whole_partition_and_the_next_build_completes(
+    environment: Environment, instance: dg.DagsterInstance
+) -> None:
+    warehouse = Warehouse(root=environment.warehouse, catalog=str(environment.catalog))
+    warehouse.write("mfn_dataset", "small", pl.DataFrame({"version": [0], "x": [0.0]}))
+    path = Path(warehouse.table_path("mfn_dataset", "small").path)
+    seen_versions, killed_mid_write = set(), 0
+    for trial in range(KILL_TRIALS):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, environment.warehouse, str(environment.catalog)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "ready"
+        # Spread over several write cycles, so kills land before, in and after renames.
+        time.sleep(0.013 * trial + 0.005)
+        writer.send_signal(signal.SIGKILL)
+        assert writer.wait(timeout=30) == -signal.SIGKILL
+        killed_mid_write += any(path.parent.glob(".small.parquet.*.tmp"))
+
+        stored = warehouse.read("mfn_dataset", "small")
+        versions = stored["version"].unique().to_list()
+        assert len(versions) == 1  # one whole version, never a mix or a torn file
+        assert stored.height == (1 if versions == [0] else 300_000)
+        seen_versions.add(versions[0])
+        (count,) = catalog.query(environment, "SELECT count(*) AS n FROM dataset")["n"]
+        assert count == stored.height
+
+    assert killed_mid_write > 0, "no kill landed inside a write: spread the kill times"
+    assert seen_versions >= {1, 2}
+    # The next build replaces the partition and clears what the killed writers left.
+    assert build("small", environment, instance).success
+    assert warehouse.read("mfn_dataset", "small").height == SMALL.num_samples
+    assert sorted(p.name for p in path.parent.iterdir()) == ["small.parquet"]
+
+
+# Where each whole-build kill lands: during start-up, or just after the first, second or
+# third table of the chain was replaced. Progress is watched on disk, not guessed from
+# a timed sleep: builds on a busy machine run at very different speeds.
+KILL_AFTER: tuple[str | None, ...] = (None, "simulation_runs", "fractal_features", "mfn_dataset")
+STARTUP_KILL_S = 1.0
+
+
+@pytest.mark.slow
+def test_sigkill_of_whole_builds_leaves_whole_partitions_and_the_next_build_completes(
+    environment: Environment, tmp_path: Path
+) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MFN_WAREHOUSE": environment.warehouse,
+        "MFN_CATALOG": str(environment.catalog),
+    }
+    command = [
+        str(Path(sys.executable).parent / "dagster"),
+        "asset", "materialize", "-m", "mfn_pipeline", "--select", "*", "--partition", "medium",
+    ]  # fmt: skip
+
+    def materialize() -> subprocess.Popen[bytes]:
+        # A session of its own, so the kill takes the sweep's worker processes too,
+        # as when the machine or container running a build goes away.
+        return subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    assert materialize().wait(timeout=600) == 0  # the first build also fills numba's cache
+    warehouse = Warehouse(root=environment.warehouse, catalog=str(environment.catalog))
+    medium = SETTINGS.presets["medium"].num_samples
+    tables = ("simulation_runs", "fractal_features", "mfn_dataset")
+
+    def mtimes() -> dict[str, int]:
+        return {t: Path(warehouse.table_path(t, "medium").path).stat().st_mtime_ns for t in tables}
+
+    def build_records() -> int:
+        records = warehouse.read_records("builds", "medium")
+        return 0 if records is None else records.height
+
+    landed: list[tuple[str, ...]] = []
+    for trigger in KILL_AFTER:
+        before, records_before = mtimes(), build_records()
+        build_process = materialize()
+        deadline = time.monotonic() + (STARTUP_KILL_S if trigger is None else 600)
+        while time.monotonic() < deadline and build_process.poll() is None:
+            if trigger is not None and mtimes()[trigger] != before[trigger]:
+                break
+            time.sleep(0.002)
+        assert build_process.poll() is None, f"the build ended before {trigger} was replaced"
+        os.killpg(build_process.pid, signal.SIGKILL)
+        assert build_process.wait(timeout=60) == -signal.SIGKILL
+        after = mtimes()
+        replaced = tuple(t for t in tables if after[t] != before[t])
+        if build_records() == records_before:  # killed before its build record
+            landed.append(replaced)
+        for table in tables:
+            assert warehouse.read(table, "medium").height == medium, (trigger, table)
+        counts = catalog.query(environment, "SELECT count(*) AS n FROM dataset")["n"]
+        assert counts.to_list() == [medium]
+    # Kills at start-up, and after one, two and three replaced tables (the last window,
+    # before the build record, is the shortest, so one slip past it is allowed).
+    assert {(), tables[:1], tables[:2]} <= set(landed), landed
+    assert materialize().wait(timeout=600) == 0
+    assert warehouse.read("mfn_dataset", "medium").height == medium
