@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run ui test lint figures bench bench-pipeline clean-cache clean
+.PHONY: run ui test lint audit figures bench bench-pipeline load sweep-memory clean-cache clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,deploy]'
 	touch $(STAMP)
 
 # Dagster keeps its runs and event logs inside the project, never in the user's home.
@@ -32,8 +32,22 @@ $(DAGSTER_HOME)/dagster.yaml: configs/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp $< $@
 
-## test: lint, type-check, then the test suite (slow cases in their own step)
-test: $(STAMP) lint
+# Servers and the browser the tests start themselves, from Debian's packages:
+# Chromium for the UI test (Playwright never downloads a browser of its own) and
+# PostgreSQL for the deployment test.
+APT_PACKAGES := chromium postgresql
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: system-packages
+system-packages:
+	@missing=""; for package in $(APT_PACKAGES); do \
+	  dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+
+## test: lint, type-check, security lint, then the test suite (slow cases in their own step)
+test: $(STAMP) system-packages lint
 	$(BIN)/python -m pytest -m "not slow"
 	$(BIN)/python -m pytest -m slow
 
@@ -41,6 +55,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/bandit --quiet --severity-level medium --recursive mfn_core mfn_pipeline
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/ci.yml
+
+## audit: known vulnerabilities in every installed dependency (needs PyPI's advisory service)
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict --skip-editable
 
 ## figures: the README's pictures, drawn from a fresh build of the transition preset
 figures: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
@@ -56,6 +78,14 @@ bench: $(STAMP)
 ## bench-pipeline: Dagster materialization vs run_sweep for medium and large
 bench-pipeline: $(STAMP)
 	$(BIN)/python -m benchmarks.pipeline
+
+## load: every preset rebuilt 3 times (multiprocess executor) under a looping reader
+load: $(STAMP)
+	$(BIN)/python -m benchmarks.load
+
+## sweep-memory: peak RSS of a 10,000-run sweep beside a 100-run sweep
+sweep-memory: $(STAMP)
+	$(BIN)/python -m benchmarks.sweep_memory
 
 ## clean-cache: drop numba's compiled-code cache (needed after editing mfn_core/_jit.py)
 clean-cache:
