@@ -39,7 +39,7 @@ from mfn_pipeline import progress as progress_events
 from mfn_pipeline.metering import metered
 from mfn_pipeline.partitions import preset_of, presets_partitions
 from mfn_pipeline.pictures import field_png, histograms_png, markdown_image
-from mfn_pipeline.storage import Warehouse
+from mfn_pipeline.storage import Warehouse, WarehouseError
 
 # What a table asset yields: its stored output, then its checks' results.
 AssetEvent = dg.Output[pl.DataFrame] | dg.AssetCheckResult
@@ -429,7 +429,14 @@ def builds(
     # One file per build: concurrent builds of a preset never rewrite each other's
     # record, and re-executing a run replaces only its own.
     path = warehouse.write_record("builds", preset.name, context.run.run_id, record)
-    history = warehouse.read_records("builds", preset.name)
+    try:
+        history = warehouse.read_records("builds", preset.name)
+    except WarehouseError as exc:
+        # A damaged older record stays damaged: retrying cannot help.
+        raise dg.Failure(
+            description=f"{exc}. This build's own record is stored: {path}",
+            allow_retries=False,
+        ) from exc
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),

@@ -15,7 +15,7 @@ import polars as pl
 
 from mfn_core.presets import NAME_PATTERN
 from mfn_pipeline.settings import Environment
-from mfn_pipeline.storage import WarehouseError, rebuild_hint
+from mfn_pipeline.storage import WarehouseError, rebuild_hint, record_hint
 
 # Statement kinds that only read. DESCRIBE, SHOW and SUMMARIZE parse as SELECT.
 READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
@@ -90,19 +90,17 @@ def query(environment: Environment, sql: str, params: list[object] | None = None
                 "preset_summary, builds) and files inside the warehouse"
             ) from exc
         except (duckdb.InvalidInputException, duckdb.IOException) as exc:
-            damaged = _damaged_partition(environment, str(exc))
+            damaged = _damaged_file(environment, str(exc))
             if damaged is None:
                 raise QueryFailedError(f"the query failed: {exc}") from exc
-            path, partition = damaged
-            raise WarehouseError(
-                f"{path}: not a readable Parquet file ({exc}); {rebuild_hint(partition)}"
-            ) from exc
+            path, repair = damaged
+            raise WarehouseError(f"{path}: not a readable Parquet file ({exc}); {repair}") from exc
         except duckdb.Error as exc:
             raise QueryFailedError(f"the query failed: {exc}") from exc
 
 
-def _damaged_partition(environment: Environment, message: str) -> tuple[Path, str] | None:
-    """The warehouse file a DuckDB error quotes and its partition, if it quotes one."""
+def _damaged_file(environment: Environment, message: str) -> tuple[Path, str] | None:
+    """The warehouse file a DuckDB error quotes and what repairs it, if it quotes one."""
     quoted = _QUOTED_PARQUET.search(message)
     if quoted is None or "://" in environment.warehouse:
         return None
@@ -112,5 +110,7 @@ def _damaged_partition(environment: Environment, message: str) -> tuple[Path, st
         return None
     # table/PRESET.parquet, or builds/PRESET/RUN.parquet for build records.
     parts = path.relative_to(root).parts
-    partition = parts[1] if len(parts) == 3 else path.stem
-    return (path, partition) if NAME_PATTERN.fullmatch(partition) else None
+    if len(parts) == 3:
+        return path, record_hint(path)
+    partition = path.stem
+    return (path, rebuild_hint(partition)) if NAME_PATTERN.fullmatch(partition) else None

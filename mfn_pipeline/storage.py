@@ -100,10 +100,7 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         files = sorted(folder.glob(f"*{SUFFIX}")) if folder.exists() else []
         if not files:
             return None
-        frames = []
-        for path in files:
-            with path.open("rb") as handle:
-                frames.append(pl.read_parquet(handle))
+        frames = [_decoded(path, None, record_hint(path)) for path in files]
         # Records written by an older layout may lack newer columns: keep them all.
         return pl.concat(frames, how="diagonal_relaxed")
 
@@ -148,19 +145,7 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
             raise WarehouseError(
                 f"{path}: partition {partition!r} of {table} has not been built; {rebuild}"
             )
-        try:
-            with path.open("rb") as handle:
-                return pl.read_parquet(handle, columns=columns)
-        except pl.exceptions.ColumnNotFoundError as exc:
-            raise WarehouseError(
-                f"{path}: lacks column(s) needed here ({exc}); it was written by an older "
-                f"layout: {rebuild}"
-            ) from exc
-        # Any other decoding failure means a damaged file; say which and how to repair it.
-        except Exception as exc:
-            raise WarehouseError(
-                f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); {rebuild}"
-            ) from exc
+        return _decoded(path, columns, rebuild)
 
     def read_previous(self, table: str, partition: str) -> pl.DataFrame | None:
         """The stored partition, or None when there is none yet or it is unreadable."""
@@ -173,11 +158,36 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
             return None
 
 
+def _decoded(path: UPath, columns: list[str] | None, repair: str) -> pl.DataFrame:
+    """One Parquet file, or a WarehouseError naming it and ``repair``, what fixes it."""
+    try:
+        with path.open("rb") as handle:
+            return pl.read_parquet(handle, columns=columns)
+    except pl.exceptions.ColumnNotFoundError as exc:
+        raise WarehouseError(
+            f"{path}: lacks column(s) needed here ({exc}); it was written by an older "
+            f"layout: {repair}"
+        ) from exc
+    # Any other decoding failure means a damaged file; say which and how to repair it.
+    except Exception as exc:
+        raise WarehouseError(
+            f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); {repair}"
+        ) from exc
+
+
 def rebuild_hint(partition: str) -> str:
     """How a user repairs or creates one partition: a full rebuild replaces every file."""
     return (
         f"rebuild the partition: mfn build {partition} (or dagster asset materialize "
         f"-m mfn_pipeline --select '*' --partition {partition})"
+    )
+
+
+def record_hint(path: object) -> str:
+    """How a user repairs a damaged build record, which no later build rewrites."""
+    return (
+        f"a build record is history that no rebuild rewrites: move {path} out of the "
+        "warehouse and the other records read again"
     )
 
 

@@ -94,6 +94,37 @@ def test_damaged_partition_is_named_with_its_fix_and_a_rebuild_repairs_it(
     ]
 
 
+def test_a_damaged_build_record_is_named_with_its_fix_and_keeps_the_others_readable(
+    environment: Environment, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    assert build("small", environment, instance).success
+    (record,) = (Path(environment.warehouse) / "builds" / "small").iterdir()
+    truncate(record)
+
+    # No rebuild rewrites a record, so the fix named is moving the file away.
+    with pytest.raises(WarehouseError) as refused:
+        catalog.query(environment, "SELECT count(*) FROM builds")
+    assert str(record) in str(refused.value)
+    assert "move" in str(refused.value)
+    assert "mfn build" not in str(refused.value)
+
+    # The next build stores its data and its own record, then fails once on the history.
+    result = build("small", environment, instance)
+    assert not result.success
+    message = step_failure(result, "builds")
+    assert str(record) in message
+    assert "move" in message
+    assert retries(result) == []
+    assert catalog.query(environment, "SELECT count(*) AS n FROM runs")["n"].to_list() == [
+        SMALL.num_samples
+    ]
+
+    record.rename(tmp_path / record.name)
+    assert build("small", environment, instance).success
+    counted = catalog.query(environment, "SELECT count(*) AS n FROM builds WHERE preset = 'small'")
+    assert counted["n"].to_list() == [2]  # the failed build's record and the last one
+
+
 # --- a full disk ---------------------------------------------------------------------
 
 
