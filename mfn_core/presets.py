@@ -281,7 +281,7 @@ def _parse_expect(section: object, path: Path) -> Expectations:
         if (
             not isinstance(bounds, list)
             or len(bounds) != 2
-            or not all(_is_finite_number(b) for b in bounds)
+            or not all(is_finite_number(b) for b in bounds)
             or bounds[0] > bounds[1]
         ):
             raise PresetError(
@@ -292,7 +292,7 @@ def _parse_expect(section: object, path: Path) -> Expectations:
     ceilings = {}
     for key in ("max_runtime_s", "max_peak_memory_mib"):
         value = section.get(key)
-        if value is not None and (not _is_finite_number(value) or value <= 0):
+        if value is not None and (not is_finite_number(value) or value <= 0):
             raise PresetError(
                 f"{path}: expect.{key} = {value!r} is invalid; allowed: a finite number > 0"
             )
@@ -300,5 +300,6 @@ def _parse_expect(section: object, path: Path) -> Expectations:
     return Expectations(ranges=ranges, **ceilings)
 
 
-def _is_finite_number(value: object) -> bool:
+def is_finite_number(value: object) -> bool:
+    """A real int or float (never a bool) that is neither NaN nor infinite."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

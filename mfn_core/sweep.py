@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import itertools
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from mfn_core.errors import ParamError, SimulationError, SweepTimeoutError
 from mfn_core.features import ALL_FEATURE_NAMES, COUNT_FEATURES
 from mfn_core.model import simulate
 from mfn_core.params import PARAM_SPECS, SimParams
-from mfn_core.presets import Preset
+from mfn_core.presets import Preset, is_finite_number
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +128,8 @@ def _timed_out(
     return SweepTimeoutError(
         f"preset {preset.name}: the sweep passed its wall-clock limit of {time_limit_s:g} s "
         f"after {time.monotonic() - started:.1f} s with {done} of {preset.num_samples} runs "
-        "done; the remaining runs were cancelled. Raise limits.wall_clock_s in the "
-        "environment or shrink the preset."
+        "done; runs not yet started were cancelled (a run already in flight cannot be "
+        "interrupted and ends in the background). Allow more time or shrink the preset."
     )
 
 
@@ -159,9 +158,7 @@ def run_sweep(
         workers = default_workers()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ParamError(f"workers = {workers!r} is invalid; allowed: an integer >= 1 or None")
-    if time_limit_s is not None and not (
-        isinstance(time_limit_s, int | float) and math.isfinite(time_limit_s) and time_limit_s > 0
-    ):
+    if time_limit_s is not None and not (is_finite_number(time_limit_s) and time_limit_s > 0):
         raise ParamError(
             f"time_limit_s = {time_limit_s!r} is invalid; allowed: a positive number of "
             "seconds or None"
@@ -194,8 +191,6 @@ def run_sweep(
             pending.pop(0)
             if progress is not None:
                 progress(len(rows), total)
-            if deadline is not None and time.monotonic() > deadline and len(rows) < total:
-                raise _timed_out(preset, time_limit_s, started, len(rows))
             for sim_id, p in itertools.islice(runs, 1):
                 pending.append(pool.submit(run_one, sim_id, preset.name, p, keep_arrays))
         finished = True

@@ -193,7 +193,10 @@ def simulation_runs(
             )
         except SweepTimeoutError as exc:
             raise dg.Failure(
-                description=f"{exc} Partition {preset.name!r} of simulation_runs was not replaced.",
+                description=(
+                    f"{exc} Partition {preset.name!r} of simulation_runs was not replaced. "
+                    "The limit is limits.wall_clock_s in configs/environments/<MFN_ENV>.yaml."
+                ),
                 allow_retries=False,
             ) from exc
     runs = _enforced(RUNS_SCHEMA, runs_table(sweep), preset.name)

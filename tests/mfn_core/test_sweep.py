@@ -108,6 +108,6 @@ def test_a_hung_run_cannot_hold_the_sweep_past_its_time_limit(
 
 def test_time_limit_must_be_positive() -> None:
     preset = load_preset(Path(__file__).parents[2] / "configs/presets/small.yaml")
-    for bad in (0, -1.0, float("nan"), float("inf")):
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "5"):
         with pytest.raises(ParamError, match="time_limit_s"):
-            run_sweep(preset, time_limit_s=bad)
+            run_sweep(preset, time_limit_s=bad)  # type: ignore[arg-type]
