@@ -33,7 +33,7 @@ from mfn_core.presets import NAME_PATTERN
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".parquet"
-_IO_ERROR = "(os error"  # how polars quotes an errno it hit while writing
+_IO_ERROR = "(os error"  # how polars quotes an errno it hit
 # Build records are named by Dagster run ids.
 RECORD_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -120,7 +120,10 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
             if not isinstance(exc, OSError) and _IO_ERROR not in str(exc):
                 raise
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            full = os.strerror(errno.ENOSPC) in reason
+            # polars keeps only the text of the errno it hit.
+            full = getattr(exc, "errno", None) == errno.ENOSPC or (
+                os.strerror(errno.ENOSPC) in reason
+            )
             raise WarehouseError(
                 f"{path}: could not be written ({reason}); the previous version, if any, is "
                 f"untouched{'; free space on that file system' if full else ''}, then rebuild"
@@ -168,8 +171,11 @@ def _decoded(path: UPath, columns: list[str] | None, repair: str) -> pl.DataFram
             f"{path}: lacks column(s) needed here ({exc}); it was written by an older "
             f"layout: {repair}"
         ) from exc
-    # Any other decoding failure means a damaged file; say which and how to repair it.
-    except Exception as exc:
+    # A decoding failure means a damaged file: say which and how to repair it. A failing
+    # file system or object store (OSError, "os error") may pass, so it stays retryable.
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
+        if _IO_ERROR in str(exc):
+            raise
         raise WarehouseError(
             f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); {repair}"
         ) from exc
@@ -261,9 +267,13 @@ def _locked_new_file(tmp: Path) -> Iterator[BinaryIO]:
     """
     while True:
         handle = tmp.open("wb")
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        if os.fstat(handle.fileno()).st_nlink > 0:
-            break
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            if os.fstat(handle.fileno()).st_nlink > 0:
+                break
+        except BaseException:
+            handle.close()
+            raise
         handle.close()
     with handle:
         yield handle
@@ -280,6 +290,9 @@ def _remove_orphans(path: Path) -> None:
             continue  # a writer is still at work on it
         except FileNotFoundError:
             continue  # renamed into place or removed meanwhile
+        except OSError as exc:
+            # Cleanup is a courtesy: a file we may not touch must not fail this write.
+            logger.warning("left %s in place: %s", tmp, exc)
 
 
 def _fsync_dir(folder: Path) -> None:

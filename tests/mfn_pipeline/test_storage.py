@@ -68,6 +68,29 @@ def test_unreadable_partition_names_the_file_and_the_fix(warehouse: Warehouse) -
     assert "--partition small" in str(excinfo.value)
 
 
+def test_a_failing_file_system_is_not_called_a_damaged_file(warehouse: Warehouse) -> None:
+    # The OS refusing to read is not a damaged file: rebuilding would be the wrong fix,
+    # and the error stays an OSError, which the build's retry policy retries.
+    warehouse.write("mfn_dataset", "small", pl.DataFrame({"x": [1.0]}))
+    path = Path(warehouse.root) / "mfn_dataset" / "small.parquet"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(IsADirectoryError):
+        warehouse.read("mfn_dataset", "small")
+
+
+def test_a_leftover_the_cleanup_cannot_remove_does_not_fail_the_write(
+    warehouse: Warehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = Path(warehouse.root) / "mfn_dataset"
+    stuck = folder / ".small.parquet.0123.tmp"
+    stuck.mkdir(parents=True)  # opening it fails with an OSError other than "not found"
+    warehouse.write("mfn_dataset", "small", pl.DataFrame({"x": [1.0]}))
+    assert warehouse.read("mfn_dataset", "small")["x"].to_list() == [1.0]
+    assert stuck.is_dir()
+    assert str(stuck) in caplog.text
+
+
 READER = """
 import json, sys, time, duckdb, pathlib
 catalog, stop, out, mode = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3], sys.argv[4]
