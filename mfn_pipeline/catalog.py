@@ -13,9 +13,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from mfn_core.presets import NAME_PATTERN
 from mfn_pipeline.settings import Environment
-from mfn_pipeline.storage import WarehouseError, rebuild_hint, record_hint
+from mfn_pipeline.storage import damaged_file_error, repair_for
 
 # Statement kinds that only read. DESCRIBE, SHOW and SUMMARIZE parse as SELECT.
 READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
@@ -89,28 +88,10 @@ def query(environment: Environment, sql: str, params: list[object] | None = None
                 f"{exc}; allowed: the catalog's views (runs, features, dataset, "
                 "preset_summary, builds) and files inside the warehouse"
             ) from exc
-        except (duckdb.InvalidInputException, duckdb.IOException) as exc:
-            damaged = _damaged_file(environment, str(exc))
-            if damaged is None:
-                raise QueryFailedError(f"the query failed: {exc}") from exc
-            path, repair = damaged
-            raise WarehouseError(f"{path}: not a readable Parquet file ({exc}); {repair}") from exc
         except duckdb.Error as exc:
-            raise QueryFailedError(f"the query failed: {exc}") from exc
-
-
-def _damaged_file(environment: Environment, message: str) -> tuple[Path, str] | None:
-    """The warehouse file a DuckDB error quotes and what repairs it, if it quotes one."""
-    quoted = _QUOTED_PARQUET.search(message)
-    if quoted is None or "://" in environment.warehouse:
-        return None
-    path = Path(quoted.group(1)).resolve()
-    root = Path(environment.warehouse).resolve()
-    if not path.is_relative_to(root):
-        return None
-    # table/PRESET.parquet, or builds/PRESET/RUN.parquet for build records.
-    parts = path.relative_to(root).parts
-    if len(parts) == 3:
-        return path, record_hint(path)
-    partition = path.stem
-    return (path, rebuild_hint(partition)) if NAME_PATTERN.fullmatch(partition) else None
+            # A damaged warehouse file is named with its fix; any other error as it is.
+            quoted = _QUOTED_PARQUET.search(str(exc))
+            repair = quoted and repair_for(environment.warehouse, Path(quoted.group(1)))
+            if not quoted or not repair:
+                raise QueryFailedError(f"the query failed: {exc}") from exc
+            raise damaged_file_error(quoted.group(1), str(exc), repair) from exc

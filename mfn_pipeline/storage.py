@@ -52,7 +52,6 @@ VIEWS: dict[str, str] = {
 }
 # The catalog records which views it holds in this table (mfn_catalog_info).
 _READ_SIGNATURE = "SELECT signature FROM mfn_catalog_info"
-_VIEW_DDL = "CREATE VIEW {view} AS SELECT * FROM read_parquet({source}, union_by_name = true)"
 _CREATE_SIGNATURE = "CREATE TABLE mfn_catalog_info (signature VARCHAR)"
 _WRITE_SIGNATURE = "INSERT INTO mfn_catalog_info VALUES (?)"
 # Frames this process wrote last, keyed by file path, with the file identity
@@ -176,9 +175,28 @@ def _decoded(path: UPath, columns: list[str] | None, repair: str) -> pl.DataFram
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
         if _IO_ERROR in str(exc):
             raise
-        raise WarehouseError(
-            f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc}); {repair}"
-        ) from exc
+        raise damaged_file_error(path, f"{type(exc).__name__}: {exc}", repair) from exc
+
+
+def damaged_file_error(path: object, detail: str, repair: str) -> WarehouseError:
+    """The error for a warehouse file that cannot be decoded, with what repairs it."""
+    return WarehouseError(f"{path}: not a readable Parquet file ({detail}); {repair}")
+
+
+def repair_for(root: str, file: Path) -> str | None:
+    """What repairs a damaged file of the local warehouse at ``root``, or None if not one."""
+    if "://" in root:
+        return None
+    file, base = file.resolve(), Path(root).resolve()
+    if not file.is_relative_to(base):
+        return None
+    # TABLE/PARTITION.parquet (table_path) or TABLE/PARTITION/RECORD.parquet (record_path).
+    parts = file.relative_to(base).parts
+    if len(parts) == 3 and RECORD_PATTERN.fullmatch(file.stem):
+        return record_hint(file)
+    if len(parts) == 2 and NAME_PATTERN.fullmatch(file.stem):
+        return rebuild_hint(file.stem)
+    return None
 
 
 def rebuild_hint(partition: str) -> str:
@@ -361,8 +379,11 @@ def refresh_catalog(root: str, catalog: Path) -> bool:
             with duckdb.connect(str(tmp)) as con:
                 for view, glob in sources.items():
                     # View names are the constants of VIEWS and the glob comes from
-                    # the environment config; DDL cannot take bound parameters.
-                    ddl = _VIEW_DDL.format(view=view, source=_sql_literal(glob))
+                    # the environment config, quoted; DDL cannot take bound parameters.
+                    ddl = (
+                        f"CREATE VIEW {view} AS SELECT * FROM read_parquet("  # nosec B608
+                        f"{_sql_literal(glob)}, union_by_name = true)"
+                    )
                     con.execute(ddl)
                 con.execute(_CREATE_SIGNATURE)
                 con.execute(_WRITE_SIGNATURE, [signature])
