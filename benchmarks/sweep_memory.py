@@ -19,16 +19,14 @@ from pathlib import Path
 PROJECT = Path(__file__).parents[1]
 
 PROBE = """
-import json, resource, sys, time
+import dataclasses, json, resource, sys, time
 from pathlib import Path
-import yaml
-from mfn_core.presets import parse_preset
+from mfn_core.presets import load_preset
 from mfn_core.sweep import run_sweep
-document = yaml.safe_load(open("configs/presets/small.yaml"))
-document.update(name="memory", num_samples=int(sys.argv[1]))
-document.pop("expect", None)
+small = load_preset(Path("configs/presets/small.yaml"))
+preset = dataclasses.replace(small, num_samples=int(sys.argv[1]))
 start = time.perf_counter()
-table = run_sweep(parse_preset(document, Path("memory.yaml")))
+table = run_sweep(preset)
 print(json.dumps({
     "runs": table.height,
     "failed": int((table["status"] != "ok").sum()),

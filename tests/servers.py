@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 
 def free_port() -> int:
@@ -22,3 +28,21 @@ def answers_server_info(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
+
+
+def wait_until_healthy(
+    process: subprocess.Popen[bytes],
+    healthy: Callable[[], bool],
+    what: str,
+    log: Path,
+    timeout_s: float = 120.0,
+) -> None:
+    """Poll ``healthy`` until it holds; fail with ``log`` if ``process`` exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with {process.returncode}:\n{log.read_text()}")
+        if healthy():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"{what} was not healthy in {timeout_s:.0f} s:\n{log.read_text()}")

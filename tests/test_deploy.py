@@ -7,6 +7,7 @@ image carries (deploy/dagster.yaml), and builds a preset through the daemon.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 from mfn_pipeline.partitions import SETTINGS
 
-from .servers import answers_server_info, free_port
+from .servers import answers_server_info, free_port, wait_until_healthy
 
 PROJECT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
@@ -195,17 +196,6 @@ def service_command(name: str, ports: Mapping[str, int]) -> list[str]:
     return [str(ports.get(part, part)) if part.isdigit() else part for part in command]
 
 
-def wait_for(check: subprocess.Popen[bytes] | None, probe: Any, what: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if check is not None and check.poll() is not None:
-            pytest.fail(f"{what} exited with {check.returncode}:\n{log.read_text()}")
-        if probe():
-            return
-        time.sleep(1)
-    pytest.fail(f"{what} was not healthy in 120 s:\n{log.read_text()}")
-
-
 @pytest.mark.slow
 def test_services_build_a_preset_through_the_daemon_on_postgres(
     postgres: Postgres, tmp_path: Path
@@ -259,7 +249,7 @@ def test_services_build_a_preset_through_the_daemon_on_postgres(
     try:
         code, code_log = start("code")
         health = [str(BIN / "dagster"), "api", "grpc-health-check", "--port", str(ports["4000"])]
-        wait_for(
+        wait_until_healthy(
             code,
             lambda: (
                 subprocess.run(health, env=env, capture_output=True, check=False).returncode == 0
@@ -269,7 +259,7 @@ def test_services_build_a_preset_through_the_daemon_on_postgres(
         )
         webserver, web_log = start("webserver")
         url = f"http://127.0.0.1:{ports['3000']}"
-        wait_for(webserver, lambda: answers_server_info(url), "webserver", web_log)
+        wait_until_healthy(webserver, lambda: answers_server_info(url), "webserver", web_log)
         daemon, daemon_log = start("daemon")
 
         client = DagsterGraphQLClient("127.0.0.1", port_number=ports["3000"])
@@ -304,12 +294,15 @@ def test_services_build_a_preset_through_the_daemon_on_postgres(
 
     # The run and its events live in Postgres, the data in the warehouse.
     with (
-        psycopg2.connect(
-            host="127.0.0.1",
-            port=postgres.port,
-            dbname="dagster",
-            user="dagster",
-            password=PASSWORD,
+        # psycopg2's own `with` ends the transaction only; closing() closes the session.
+        contextlib.closing(
+            psycopg2.connect(
+                host="127.0.0.1",
+                port=postgres.port,
+                dbname="dagster",
+                user="dagster",
+                password=PASSWORD,
+            )
         ) as connection,
         connection.cursor() as cursor,
     ):

@@ -20,7 +20,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from mfn_pipeline.partitions import SETTINGS
 
-from ..servers import answers_server_info, free_port
+from ..servers import answers_server_info, free_port, wait_until_healthy
 from .conftest import PROJECT
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")  # the one installed beside this Python
@@ -45,17 +45,6 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     root: Path
-
-
-def wait_until_serving(server: Server, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"dagster dev exited with {server.process.returncode}:\n{log.read_text()}")
-        if answers_server_info(server.url):
-            return
-        time.sleep(0.5)
-    pytest.fail(f"dagster dev did not answer /server_info in {STARTUP_S:.0f} s:\n{log.read_text()}")
 
 
 def stop(server: Server) -> None:
@@ -98,7 +87,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
     running = Server(url=f"http://127.0.0.1:{port}", process=process, root=root)
     try:
-        wait_until_serving(running, log)
+        wait_until_healthy(
+            process, lambda: answers_server_info(running.url), "dagster dev", log, STARTUP_S
+        )
         yield running
     finally:
         if process.poll() is None:
