@@ -6,7 +6,7 @@ import logging
 
 import dagster as dg
 
-from mfn_pipeline.assets import ASSETS, GROUP, IO_MANAGER_KEY, RETRY_POLICY, BuildLimits
+from mfn_pipeline.assets import ASSETS, GROUP, IO_MANAGER_KEY, BuildLimits
 from mfn_pipeline.partitions import SETTINGS, presets_partitions
 from mfn_pipeline.settings import Environment
 from mfn_pipeline.storage import Warehouse, WarehouseIOManager
@@ -17,9 +17,8 @@ RUN_TIME_MARGIN_S = 900
 
 
 def run_time_limit_s(environment: Environment) -> int:
-    """Longest a whole build run may take: every sweep attempt, its backoff, the rest."""
-    attempts = RETRY_POLICY.max_retries + 1
-    return attempts * environment.limits.wall_clock_s + RUN_TIME_MARGIN_S
+    """Longest a whole build run may take: the sweep (run once), then the other steps."""
+    return environment.limits.wall_clock_s + RUN_TIME_MARGIN_S
 
 
 def console_log_config(level: str) -> dict[str, object]:
@@ -36,7 +35,7 @@ build_all_presets_job = dg.define_asset_job(
     description="Build one preset end to end: runs, features, data set, summary, build record.",
     # Where run monitoring is on (deploy/dagster.yaml), a whole run that hangs outside
     # the sweep's own limit (say on a stalled object store) is stopped too. Room for
-    # every attempt of the sweep, plus the other steps.
+    # the sweep, plus the other steps and their retries.
     tags={RUN_TIME_LIMIT_TAG: str(run_time_limit_s(SETTINGS.environment))},
 )
 

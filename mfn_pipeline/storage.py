@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -34,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 SUFFIX = ".parquet"
 _IO_ERROR = "(os error"  # how polars quotes an errno it hit
+# A write the file system or object store refuses is tried again after these pauses
+# (seconds): a hiccup passes here, without redoing the step that computed the frame.
+WRITE_RETRY_DELAYS_S = (1.0, 2.0)
 # Build records are named by Dagster run ids.
 RECORD_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -104,29 +108,33 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         return pl.concat(frames, how="diagonal_relaxed")
 
     def _store(self, path: UPath, frame: pl.DataFrame) -> UPath:
-        try:
-            if _is_local(path):
-                local = Path(path.path)
-                _remember(local, _atomic_local_write(local, frame), frame)
-            else:
-                # Object stores publish a whole object per PUT: readers see old or new.
-                buffer = io.BytesIO()
-                frame.write_parquet(buffer, compression=COMPRESSION)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(buffer.getvalue())
-        # polars reports the file system's errors (ENOSPC among them) as ComputeError.
-        except (OSError, pl.exceptions.ComputeError) as exc:
-            if not isinstance(exc, OSError) and _IO_ERROR not in str(exc):
-                raise
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            # polars keeps only the text of the errno it hit.
-            full = getattr(exc, "errno", None) == errno.ENOSPC or (
-                os.strerror(errno.ENOSPC) in reason
-            )
-            raise WarehouseError(
-                f"{path}: could not be written ({reason}); the previous version, if any, is "
-                f"untouched{'; free space on that file system' if full else ''}, then rebuild"
-            ) from exc
+        attempts = len(WRITE_RETRY_DELAYS_S) + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                _put(path, frame)
+                break
+            # polars reports the file system's errors (ENOSPC among them) as ComputeError.
+            except (OSError, pl.exceptions.ComputeError) as exc:
+                if not isinstance(exc, OSError) and _IO_ERROR not in str(exc):
+                    raise
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                if attempt < attempts:
+                    delay = WRITE_RETRY_DELAYS_S[attempt - 1]
+                    logger.warning(
+                        "%s: write %d of %d failed (%s); trying again in %g s",
+                        path, attempt, attempts, reason, delay,
+                    )  # fmt: skip
+                    time.sleep(delay)
+                    continue
+                # polars keeps only the text of the errno it hit.
+                full = getattr(exc, "errno", None) == errno.ENOSPC or (
+                    os.strerror(errno.ENOSPC) in reason
+                )
+                raise WarehouseError(
+                    f"{path}: could not be written in {attempts} attempts ({reason}); the "
+                    "previous version, if any, is untouched"
+                    f"{'; free space on that file system' if full else ''}, then rebuild"
+                ) from exc
         try:
             refresh_catalog(self.root, Path(self.catalog))
         except duckdb.Error as exc:
@@ -158,6 +166,19 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         except WarehouseError as exc:
             logger.warning("cannot compare with the previous %s/%s: %s", table, partition, exc)
             return None
+
+
+def _put(path: UPath, frame: pl.DataFrame) -> None:
+    """Write ``frame`` to ``path`` so that readers see the old file or the new, never a mix."""
+    if _is_local(path):
+        local = Path(path.path)
+        _remember(local, _atomic_local_write(local, frame), frame)
+    else:
+        # Object stores publish a whole object per PUT: readers see old or new.
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer, compression=COMPRESSION)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(buffer.getvalue())
 
 
 def _decoded(path: UPath, columns: list[str] | None, repair: str) -> pl.DataFrame:

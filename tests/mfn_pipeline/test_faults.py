@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -23,7 +24,7 @@ import pytest
 from mfn_core import sweep
 from mfn_core.errors import SimulationError
 from mfn_core.params import SimParams
-from mfn_pipeline import catalog, checks, defs, storage
+from mfn_pipeline import assets, catalog, checks, defs, storage
 from mfn_pipeline.assets import BuildLimits
 from mfn_pipeline.definitions import resources_for
 from mfn_pipeline.partitions import SETTINGS
@@ -167,11 +168,9 @@ def test_disk_full_during_a_write_is_a_clear_error_and_keeps_the_previous_partit
     assert sorted(p.name for p in path.parent.iterdir()) == ["small.parquet"]  # no leftovers
 
 
-def test_a_transient_write_failure_is_retried_with_backoff_and_the_build_completes(
-    environment: Environment, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def flaky_writes(monkeypatch: pytest.MonkeyPatch, failures: dict[str, int]) -> None:
+    """Make the next ``failures[table]`` writes of each table fail with ENOSPC."""
     real_write = storage._atomic_local_write
-    failures = {"fractal_features": 1}
 
     def flaky_write(path: Path, frame: pl.DataFrame) -> tuple[int, int, int]:
         table = path.parent.name
@@ -181,6 +180,39 @@ def test_a_transient_write_failure_is_retried_with_backoff_and_the_build_complet
         return real_write(path, frame)
 
     monkeypatch.setattr(storage, "_atomic_local_write", flaky_write)
+
+
+def test_a_transient_write_failure_is_retried_in_storage_without_redoing_the_sweep(
+    environment: Environment,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failures = {"simulation_runs": len(storage.WRITE_RETRY_DELAYS_S)}
+    flaky_writes(monkeypatch, failures)
+    sweeps = []
+    real_run_sweep = sweep.run_sweep
+
+    def counted_run_sweep(*args: Any, **kwargs: Any) -> pl.DataFrame:
+        sweeps.append(args[0])
+        return real_run_sweep(*args, **kwargs)
+
+    monkeypatch.setattr(assets, "run_sweep", counted_run_sweep)
+    result = build("small", environment, instance)
+
+    assert result.success
+    assert failures == {"simulation_runs": 0}
+    assert retries(result) == []  # the step ran once
+    assert len(sweeps) == 1
+    attempts = len(storage.WRITE_RETRY_DELAYS_S) + 1
+    assert f"write 1 of {attempts} failed (No space left on device); trying again" in caplog.text
+
+
+def test_a_write_failing_past_the_storage_retries_is_retried_with_its_step(
+    environment: Environment, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = {"fractal_features": len(storage.WRITE_RETRY_DELAYS_S) + 1}
+    flaky_writes(monkeypatch, failures)
     result = build("small", environment, instance)
 
     assert result.success
