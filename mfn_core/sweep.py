@@ -191,6 +191,10 @@ def run_sweep(
             pending.pop(0)
             if progress is not None:
                 progress(len(rows), total)
+            # Past the limit, stop even if the runs in flight happen to be finished:
+            # no new run may start after the deadline.
+            if deadline is not None and time.monotonic() > deadline and len(rows) < total:
+                raise _timed_out(preset, time_limit_s, started, len(rows))
             for sim_id, p in itertools.islice(runs, 1):
                 pending.append(pool.submit(run_one, sim_id, preset.name, p, keep_arrays))
         finished = True

@@ -106,6 +106,17 @@ def test_a_hung_run_cannot_hold_the_sweep_past_its_time_limit(
     assert waited < 30, waited
 
 
+def test_no_run_starts_after_the_time_limit_even_when_runs_are_fast() -> None:
+    preset = load_preset(Path(__file__).parents[2] / "configs/presets/small.yaml")
+
+    def slow_progress(done: int, total: int) -> None:
+        time.sleep(0.5)  # every run in flight is finished before it is polled
+
+    # 10 runs x 0.5 s of progress pass the 2 s limit, though no run is ever late.
+    with pytest.raises(SweepTimeoutError, match=r"limit of 2 s .* of 10 runs done"):
+        run_sweep(preset, workers=2, progress=slow_progress, time_limit_s=2.0)
+
+
 def test_time_limit_must_be_positive() -> None:
     preset = load_preset(Path(__file__).parents[2] / "configs/presets/small.yaml")
     for bad in (0, -1.0, float("nan"), float("inf"), True, "5"):
