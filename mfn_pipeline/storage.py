@@ -85,8 +85,12 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
     def table_path(self, table: str, partition: str) -> UPath:
         return UPath(self.root) / _checked(table, "table") / f"{_checked(partition)}{SUFFIX}"
 
+    def records_folder(self, table: str, partition: str) -> UPath:
+        """Where the record files of one partition of an append-only table live."""
+        return UPath(self.root) / _checked(table, "table") / _checked(partition)
+
     def record_path(self, table: str, partition: str, record: str) -> UPath:
-        folder = UPath(self.root) / _checked(table, "table") / _checked(partition)
+        folder = self.records_folder(table, partition)
         return folder / f"{_checked(record, 'record', RECORD_PATTERN)}{SUFFIX}"
 
     def write(self, table: str, partition: str, frame: pl.DataFrame) -> UPath:
@@ -99,7 +103,7 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def read_records(self, table: str, partition: str) -> pl.DataFrame | None:
         """Every record file of one partition of an append-only table, or None if none."""
-        folder = UPath(self.root) / _checked(table, "table") / _checked(partition)
+        folder = self.records_folder(table, partition)
         files = sorted(folder.glob(f"*{SUFFIX}")) if folder.exists() else []
         if not files:
             return None
