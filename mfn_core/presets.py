@@ -28,7 +28,8 @@ NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 MAX_SAMPLES = 1_000_000
 REQUIRED_KEYS = ("name", "grid_size", "steps", "num_samples", "seeds_per_config", "base_seed")
 OPTIONAL_KEYS = ("description", "sweep", "params", "expect")
-EXPECT_KEYS = ("ranges", "max_runtime_s", "max_peak_memory_mib")
+EXPECT_KEYS = ("ranges", "constant", "max_runtime_s", "max_peak_memory_mib")
+MAX_REASON_CHARS = 500
 # Columns of the data set whose values an expect: block may bound.
 EXPECTABLE_COLUMNS: tuple[str, ...] = (
     "growth_events",
@@ -54,6 +55,8 @@ class Expectations:
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     max_runtime_s: float | None = None
     max_peak_memory_mib: float | None = None
+    # Feature columns known to hold one value across every run, each with the reason.
+    constant: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -297,7 +300,33 @@ def _parse_expect(section: object, path: Path) -> Expectations:
                 f"{path}: expect.{key} = {value!r} is invalid; allowed: a finite number > 0"
             )
         ceilings[key] = None if value is None else float(value)
-    return Expectations(ranges=ranges, **ceilings)
+    return Expectations(
+        ranges=ranges, constant=_parse_constant(section.get("constant") or {}, path), **ceilings
+    )
+
+
+def _parse_constant(section: object, path: Path) -> dict[str, str]:
+    """expect.constant: feature column -> why it holds one value across the preset."""
+    if not isinstance(section, dict):
+        raise PresetError(
+            f"{path}: expect.constant = {section!r} is not a mapping; "
+            "allowed: feature column -> the reason it is constant"
+        )
+    constant = {}
+    for column, reason in section.items():
+        if column not in ALL_FEATURE_NAMES:
+            raise PresetError(
+                f"{path}: expect.constant.{column} is not a feature column "
+                f"({unknown_names([column], ALL_FEATURE_NAMES)}); "
+                f"allowed: {', '.join(ALL_FEATURE_NAMES)}"
+            )
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_CHARS:
+            raise PresetError(
+                f"{path}: expect.constant.{column} = {reason!r} is invalid; allowed: a "
+                f"non-empty reason of at most {MAX_REASON_CHARS} characters"
+            )
+        constant[column] = " ".join(reason.split())
+    return constant
 
 
 def is_finite_number(value: object) -> bool:

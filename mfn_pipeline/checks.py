@@ -115,19 +115,44 @@ def core_sanity() -> dg.AssetCheckResult:
     )
 
 
-def degenerate(features: pl.DataFrame) -> dg.AssetCheckResult:
-    """WARN when a feature column holds one value across the whole preset."""
-    constant = [
-        name for name in ALL_FEATURE_NAMES if features.height > 1 and features[name].n_unique() == 1
-    ]
+def degenerate(preset: Preset, features: pl.DataFrame) -> dg.AssetCheckResult:
+    """WARN when a feature column holds one value across the preset for no stated reason.
+
+    A preset states the columns it knows to be constant, with the reason, in
+    ``expect.constant``; those pass every build, so a warning always means something
+    new: a column went flat unexpectedly, or a stated one now varies.
+    """
+    known = preset.expect.constant
+    constant = {
+        name: features[name][0]
+        for name in ALL_FEATURE_NAMES
+        if features.height > 1 and features[name].n_unique() == 1
+    }
+    unexplained = {name: value for name, value in constant.items() if name not in known}
+    varying = [name for name in known if features.height > 1 and name not in constant]
+    problems = []
+    if unexplained:
+        listed = ", ".join(f"{name} = {value}" for name, value in unexplained.items())
+        problems.append(
+            f"{preset.name}: constant across all {features.height} runs: {listed}; if that is "
+            "expected, state why under expect.constant in the preset file"
+        )
+    if varying:
+        problems.append(
+            f"{preset.name}: stated constant in expect.constant but now varies: "
+            f"{', '.join(varying)}; remove them from expect.constant"
+        )
     return dg.AssetCheckResult(
         check_name=DEGENERATE_CHECK,
-        passed=not constant,
+        passed=not problems,
         severity=WARN,
-        description=(f"constant across the preset: {', '.join(constant)}" if constant else None),
+        description="; ".join(problems) or None,
         metadata={
-            "degenerate_columns": dg.MetadataValue.json(constant),
-            "degenerate_count": len(constant),
+            "unexplained_constant_columns": dg.MetadataValue.json(sorted(unexplained)),
+            "stated_constant_columns": dg.MetadataValue.md(
+                "\n".join(f"- {name}: {reason}" for name, reason in known.items()) or "none"
+            ),
+            "varying_stated_columns": dg.MetadataValue.json(varying),
         },
     )
 

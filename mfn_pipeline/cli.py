@@ -10,13 +10,17 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 import polars as pl
 
 from mfn_pipeline.settings import PROJECT_ROOT, ConfigError, Settings
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 FORMATS = ("table", "csv", "json", "parquet")
@@ -78,6 +82,49 @@ class ProgressBar:
         self.stream.flush()
 
 
+BUILT, CHECKS_FAILED, FAILED = "built", "CHECKS FAILED", "FAILED"
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What one preset's build run says: its status and every failure and warning, in words."""
+
+    status: str
+    checks_failed: int
+    problems: list[str]
+    warnings: list[str]
+
+    @classmethod
+    def of(cls, preset: str, result: dg.ExecuteInProcessResult) -> BuildOutcome:
+        import dagster as dg  # noqa: PLC0415 - only builds need Dagster loaded
+
+        problems: list[str] = []
+        warnings: list[str] = []
+        checks_failed = 0
+        for event in result.all_events:
+            if event.is_step_failure:
+                data = event.step_failure_data
+                user = data.user_failure_data
+                reason = (user.description if user else None) or data.error_display_string
+                first_line = (reason or "failed").strip().splitlines()[0]
+                problems.append(f"{preset}: step {event.step_key}: {first_line}")
+        # Checks evaluated before a step failed count too: they judged what was stored.
+        for evaluation in result.get_asset_check_evaluations():
+            if evaluation.passed:
+                continue
+            line = (
+                f"{preset}: check {evaluation.asset_key.to_user_string()}."
+                f"{evaluation.check_name}: {evaluation.description or 'failed'}"
+            )
+            if evaluation.severity == dg.AssetCheckSeverity.WARN:
+                warnings.append(line)
+            else:
+                checks_failed += 1
+                problems.append(line)
+        status = CHECKS_FAILED if checks_failed else BUILT
+        return cls(status if result.success else FAILED, checks_failed, problems, warnings)
+
+
 def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     import dagster as dg  # noqa: PLC0415 - only this command needs Dagster loaded
 
@@ -99,7 +146,9 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     job = defs.resolve_job_def("build_all_presets_job")
     # The progress bar and summary say what the per-step log lines would.
     quiet = console_log_config("WARNING")
-    summary = []
+    summary: list[dict[str, object]] = []
+    problems: list[str] = []
+    warnings: list[str] = []
     with dg.DagsterInstance.get() as instance:
         for name in names:
             start = time.perf_counter()
@@ -111,26 +160,28 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
                     raise_on_error=False,
                     run_config=quiet,
                 )
-            evaluations = result.get_asset_check_evaluations() if result.success else []
+            outcome = BuildOutcome.of(name, result)
+            problems += outcome.problems
+            preset = settings.presets.get(name)
             summary.append(
                 {
                     "preset": name,
-                    "status": "built" if result.success else "FAILED",
-                    "runs": settings.presets[name].num_samples,
+                    "status": outcome.status,
+                    "runs": preset.num_samples if preset else None,
                     "seconds": round(time.perf_counter() - start, 2),
-                    "checks_failed": sum(
-                        not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
-                        for e in evaluations
-                    ),
-                    "checks_warned": sum(
-                        not e.passed and e.severity == dg.AssetCheckSeverity.WARN
-                        for e in evaluations
-                    ),
+                    "checks_failed": outcome.checks_failed,
+                    "checks_warned": len(outcome.warnings),
                     "run_id": result.run_id,
                 }
             )
+            warnings += outcome.warnings
     _print_table(pl.DataFrame(summary), out)
-    return EXIT_OK if all(row["status"] == "built" for row in summary) else EXIT_FAILURE
+    # Failures and warnings in full, one per line: the table only counts them.
+    for line in problems:
+        out.write(f"FAILED  {line}\n")
+    for line in warnings:
+        out.write(f"warning {line}\n")
+    return EXIT_OK if all(row["status"] == BUILT for row in summary) else EXIT_FAILURE
 
 
 def cmd_sql(args: argparse.Namespace, out: TextIO) -> int:

@@ -88,22 +88,41 @@ def test_core_sanity_passes_and_fails_when_the_reference_is_off(
     assert "Nernst K+ -61.00 mV" in (broken.description or "")
 
 
-def test_degenerate_warns_on_constant_columns(features: pl.DataFrame) -> None:
-    result = checks.degenerate(features)
-    # At the 4.1 parameters the absolute thresholds see nothing: D_box is constant.
+def test_degenerate_passes_columns_the_preset_explains(
+    preset: Preset, features: pl.DataFrame
+) -> None:
+    # At the 4.1 parameters the absolute thresholds see nothing; small says so.
+    assert "D_box" in preset.expect.constant
+    result = checks.degenerate(preset, features)
+    assert result.passed, result.description
+    assert "D_box: " in str(result.metadata["stated_constant_columns"].value)
+
+
+def test_degenerate_warns_on_unexplained_constant_columns(
+    preset: Preset, features: pl.DataFrame
+) -> None:
+    unstated = dict(preset.expect.constant)
+    del unstated["f_active"], unstated["D_box"]
+    silent = dataclasses.replace(
+        preset, expect=dataclasses.replace(preset.expect, constant=unstated)
+    )
+    result = checks.degenerate(silent, features)
     assert not result.passed
     assert result.severity == dg.AssetCheckSeverity.WARN
-    assert "D_box" in list(result.metadata["degenerate_columns"].value)  # type: ignore[arg-type]
-    clean = checks.degenerate(
-        features.with_columns(
-            **{
-                name: pl.Series(range(features.height)).cast(features[name].dtype) + 1
-                for name in features.columns
-                if features[name].n_unique() == 1 and name != "preset"
-            }
-        )
+    assert result.metadata["unexplained_constant_columns"].value == ["D_box", "f_active"]
+    assert "small: constant across all 10 runs: D_box = 0.0, f_active = 0.0" in (
+        result.description or ""
     )
-    assert clean.passed
+    assert "expect.constant" in (result.description or "")
+
+
+def test_degenerate_warns_when_a_stated_column_varies(
+    preset: Preset, features: pl.DataFrame
+) -> None:
+    varied = features.with_columns(D_box=pl.Series(range(features.height), dtype=pl.Float64) / 10.0)
+    result = checks.degenerate(preset, varied)
+    assert not result.passed
+    assert "now varies: D_box; remove them from expect.constant" in (result.description or "")
 
 
 def test_expected_ranges(preset: Preset, dataset: pl.DataFrame) -> None:

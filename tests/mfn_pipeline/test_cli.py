@@ -85,6 +85,52 @@ def test_build_shows_progress_on_stderr(
     assert "runs/s" in err
 
 
+def test_build_fails_and_names_each_failed_check(
+    built: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = SETTINGS.presets["small"]
+    expect = dataclasses.replace(
+        small.expect,
+        ranges={**small.expect.ranges, "V_mean": (0.0, 1.0)},
+        constant={k: v for k, v in small.expect.constant.items() if k != "f_active"},
+    )
+    monkeypatch.setitem(
+        SETTINGS.presets,  # type: ignore[arg-type]
+        "small",
+        dataclasses.replace(small, expect=expect),
+    )
+    code, text = run(["build", "small"])
+    assert code == cli.EXIT_FAILURE
+    assert "CHECKS FAILED" in text
+    lines = text.splitlines()
+    assert (
+        "FAILED  small: check mfn_dataset.expected_value_ranges: V_mean: 10 row(s) outside [0, 1]"
+        in "\n".join(lines)
+    )
+    # Warnings are listed too, but do not fail the build on their own.
+    assert any(
+        line.startswith("warning small: check fractal_features.no_degenerate_feature_columns")
+        and "f_active = 0.0" in line
+        for line in lines
+    )
+    monkeypatch.setitem(SETTINGS.presets, "small", small)  # type: ignore[arg-type]
+    assert run(["build", "small"])[0] == cli.EXIT_OK
+
+
+def test_build_names_the_step_that_failed_and_why(
+    built: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hurried = dataclasses.replace(
+        built, limits=dataclasses.replace(built.limits, wall_clock_s=1e-6)
+    )
+    use(hurried, monkeypatch)
+    code, text = run(["build", "small"])
+    assert code == cli.EXIT_FAILURE
+    (line,) = [line for line in text.splitlines() if line.startswith("FAILED  small: step")]
+    assert line.startswith("FAILED  small: step simulation_runs: preset small: the sweep passed")
+    assert "wall-clock limit" in line
+
+
 def test_sql_prints_an_aligned_table(built: Environment) -> None:
     code, text = run(["sql", "SELECT preset, count(*) AS n FROM dataset GROUP BY preset"])
     assert code == 0
