@@ -14,7 +14,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import Any
@@ -27,6 +27,7 @@ from mfn_core.features import ALL_FEATURE_NAMES, COUNT_FEATURES
 from mfn_core.model import simulate
 from mfn_core.params import PARAM_SPECS, SimParams
 from mfn_core.presets import Preset, is_finite_number
+from mfn_core.resources import WINDOW_PER_WORKER, batch_rows_for
 
 logger = logging.getLogger(__name__)
 
@@ -133,23 +134,10 @@ def _timed_out(
     )
 
 
-def run_sweep(
-    preset: Preset,
-    workers: int | None = None,
-    *,
-    progress: ProgressCallback | None = None,
-    keep_arrays: bool = False,
-    time_limit_s: float | None = None,
-) -> pl.DataFrame:
-    """Run every sample of ``preset`` on ``workers`` threads (default: all cores).
-
-    Returns one row per run in sim_id order (SWEEP_SCHEMA). A run that fails is a
-    row with status "failed" and a reason; the other runs still complete.
-    ``progress(done, total)`` is called after each finished run. ``keep_arrays``
-    adds each run's final field and per-step trace as list columns (ARRAY_SCHEMA).
-    ``time_limit_s`` stops a runaway sweep: once it has passed, the runs not yet
-    started are cancelled and SweepTimeoutError says how far the sweep got.
-    """
+def _checked_arguments(
+    preset: Preset, workers: int | None, time_limit_s: float | None, batch_rows: int | None
+) -> tuple[int, int]:
+    """The worker count and batch size to use, or ParamError naming the bad argument."""
     if not isinstance(preset, Preset):
         raise ParamError(
             f"run_sweep() takes a Preset (see load_preset), got {type(preset).__name__}"
@@ -163,48 +151,126 @@ def run_sweep(
             f"time_limit_s = {time_limit_s!r} is invalid; allowed: a positive number of "
             "seconds or None"
         )
-    started = time.monotonic()
+    if batch_rows is None:
+        batch_rows = batch_rows_for(preset.grid_size, preset.steps)
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ParamError(
+            f"batch_rows = {batch_rows!r} is invalid; allowed: an integer >= 1 or None"
+        )
+    return workers, batch_rows
 
+
+def sweep_batches(
+    preset: Preset,
+    workers: int | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    keep_arrays: bool = False,
+    time_limit_s: float | None = None,
+    batch_rows: int | None = None,
+) -> Iterator[pl.DataFrame]:
+    """Run every sample of ``preset`` and yield its rows in sim_id order, in batches.
+
+    Each batch holds at most ``batch_rows`` runs (default: :func:`batch_rows_for`
+    the preset's shape) and has the schema of :func:`run_sweep`'s table; the batches
+    concatenated are that table. A sweep holds one batch, a bounded window of
+    finished runs and the runs in flight, never the runs already yielded, so its
+    memory does not grow with ``num_samples``. Arguments are checked at once; the
+    runs start when the first batch is asked for. Closing the iterator early cancels
+    the runs not yet started.
+    """
+    workers, batch_rows = _checked_arguments(preset, workers, time_limit_s, batch_rows)
+    return _batches(preset, workers, progress, keep_arrays, time_limit_s, batch_rows)
+
+
+def _batches(
+    preset: Preset,
+    workers: int,
+    progress: ProgressCallback | None,
+    keep_arrays: bool,
+    time_limit_s: float | None,
+    batch_rows: int,
+) -> Iterator[pl.DataFrame]:
+    started = time.monotonic()
     total = preset.num_samples
     # Load (or compile) the kernels once, up front, so that cost is not billed to the
     # duration of whichever runs happen to start first.
     simulate(SimParams(seed=0, grid_size=4, steps=2))
     rows: list[dict[str, Any]] = []
+    done = 0
     deadline = None if time_limit_s is None else started + time_limit_s
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mfn-sweep")
     finished = False
     try:
         # Runs are submitted lazily, a bounded window ahead, so a sweep of any length
-        # holds only finished rows (no fields unless asked for) and a few runs in flight.
+        # holds only a few finished runs and the runs in flight besides its batch.
         runs = preset.runs()
-        window = 4 * workers
         pending = [
             pool.submit(run_one, sim_id, preset.name, p, keep_arrays)
-            for sim_id, p in itertools.islice(runs, window)
+            for sim_id, p in itertools.islice(runs, WINDOW_PER_WORKER * workers)
         ]
         while pending:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 rows.append(pending[0].result(timeout=timeout))
             except FuturesTimeoutError:
-                raise _timed_out(preset, time_limit_s, started, len(rows)) from None
+                raise _timed_out(preset, time_limit_s, started, done) from None
             pending.pop(0)
+            done += 1
             if progress is not None:
-                progress(len(rows), total)
+                progress(done, total)
             # Past the limit, stop even if the runs in flight happen to be finished:
             # no new run may start after the deadline.
-            if deadline is not None and time.monotonic() > deadline and len(rows) < total:
-                raise _timed_out(preset, time_limit_s, started, len(rows))
+            if deadline is not None and time.monotonic() > deadline and done < total:
+                raise _timed_out(preset, time_limit_s, started, done)
             for sim_id, p in itertools.islice(runs, 1):
                 pending.append(pool.submit(run_one, sim_id, preset.name, p, keep_arrays))
+            if len(rows) == batch_rows or not pending:
+                batch, rows = _table(rows, keep_arrays), []
+                yield batch
         finished = True
     finally:
-        # After a timeout, queued runs are dropped and the caller gets its error now; a
-        # compiled run already in flight cannot be interrupted and ends in the background.
+        # After a timeout (or a consumer that stopped reading), queued runs are dropped;
+        # a compiled run already in flight cannot be interrupted and ends in the background.
         pool.shutdown(wait=finished, cancel_futures=True)
+
+
+def _table(rows: list[dict[str, Any]], keep_arrays: bool) -> pl.DataFrame:
+    """One batch's rows as a table (SWEEP_SCHEMA, then ARRAY_SCHEMA if kept)."""
     if not keep_arrays:
         return pl.DataFrame(rows, schema=SWEEP_SCHEMA)
     failed = pl.Series([row["status"] != STATUS_OK for row in rows])
     arrays = {name: _list_column(name, [row.pop(name) for row in rows]) for name in ARRAY_SCHEMA}
     nulled = {name: pl.when(failed).then(None).otherwise(c) for name, c in arrays.items()}
     return pl.DataFrame(rows, schema=SWEEP_SCHEMA).with_columns(**nulled)
+
+
+def run_sweep(
+    preset: Preset,
+    workers: int | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    keep_arrays: bool = False,
+    time_limit_s: float | None = None,
+) -> pl.DataFrame:
+    """Run every sample of ``preset`` on ``workers`` threads (default: all cores).
+
+    Returns one row per run in sim_id order (SWEEP_SCHEMA): :func:`sweep_batches`
+    gathered into one table, so it holds every run; stream the batches instead when
+    the runs' fields do not all fit in memory. A run that fails is a row with status
+    "failed" and a reason; the other runs still complete. ``progress(done, total)``
+    is called after each finished run. ``keep_arrays`` adds each run's final field
+    and per-step trace as list columns (ARRAY_SCHEMA). ``time_limit_s`` stops a
+    runaway sweep: once it has passed, the runs not yet started are cancelled and
+    SweepTimeoutError says how far the sweep got.
+    """
+    batches = list(
+        sweep_batches(
+            preset,
+            workers,
+            progress=progress,
+            keep_arrays=keep_arrays,
+            time_limit_s=time_limit_s,
+        )
+    )
+    return pl.concat(batches, rechunk=True)

@@ -1,0 +1,117 @@
+"""What a preset will cost before it runs: peak memory of its build and the disk it fills.
+
+A pure model of the streaming build (:func:`mfn_core.sweep.sweep_batches` writing row
+groups of :func:`batch_rows_for` runs): a bounded window of runs in flight, one batch
+being assembled and encoded, and the per-run scalar tables the downstream steps hold
+whole. It is an upper bound on purpose: ``benchmarks/sweep_memory.py`` prints measured
+against estimated, and a test keeps the ratio between a sane floor and 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 2**20
+GIB = 2**30
+FLOAT_BYTES = 8
+
+# Finished runs a sweep keeps queued per worker thread, so no core waits for the
+# consumer; run_sweep's window is this times its workers.
+WINDOW_PER_WORKER = 4
+# A row group of final fields and traces: large enough that Parquet's per-group
+# overhead vanishes, small enough that a 1024x1024 field (8 MiB) still gives 8 rows.
+BATCH_TARGET_BYTES = 64 * MIB
+
+# Interpreter, numba kernels, polars, pyarrow and Dagster loaded in a build process
+# (about 250 MiB measured, rounded up for Dagster's event log and allocator slack).
+BASE_PROCESS_BYTES = 384 * MIB
+# Arrays one run allocates while it simulates, per grid cell: V, a, i drawn, padded
+# and double-buffered (9 float64), the final copy (1), and the feature kernels'
+# masks and component stacks (17 bytes), rounded up.
+RUN_WORKSPACE_BYTES_PER_CELL = 12 * FLOAT_BYTES + 24
+# Copies of a batch alive at once while it is written: the finished rows, the stacked
+# array, the polars columns, the arrow view and the encoded row group.
+BATCH_COPIES = 5
+# A run's scalar columns (parameters, metrics, features, digest, reason) across the
+# tables held whole downstream (runs without arrays, features, dataset), with the
+# copies a join makes.
+SCALAR_ROW_BYTES = 4 * 1024
+# Parquet footers and schemas of the four table files of one preset.
+FILE_OVERHEAD_BYTES = 4 * 256 * 1024
+# Stored scalar columns of one run across simulation_runs, fractal_features and
+# mfn_dataset (about 1.2 KiB measured), rounded up.
+STORED_SCALAR_BYTES = 2 * 1024
+
+
+@dataclass(frozen=True)
+class ResourceEstimate:
+    """Upper bounds for one preset's build: peak resident memory and bytes stored."""
+
+    grid_size: int
+    steps: int
+    num_samples: int
+    batch_rows: int
+    workers: int
+    peak_memory_bytes: int
+    storage_bytes: int
+
+    @property
+    def peak_memory_mib(self) -> float:
+        return self.peak_memory_bytes / MIB
+
+    @property
+    def storage_gib(self) -> float:
+        return self.storage_bytes / GIB
+
+    def describe(self) -> str:
+        """One line: the estimate and what it was computed from."""
+        return (
+            f"estimated peak memory {self.peak_memory_mib:,.0f} MiB and storage "
+            f"{self.storage_gib:,.2f} GiB (grid_size {self.grid_size}, steps {self.steps}, "
+            f"num_samples {self.num_samples}, {self.workers} workers, row groups of "
+            f"{self.batch_rows} runs)"
+        )
+
+
+def stored_run_bytes(grid_size: int, steps: int) -> int:
+    """Bytes of one run's final field and per-step trace (float64; barely compressible)."""
+    trace_values = steps + 4 * max(steps - 1, 0)
+    return FLOAT_BYTES * (grid_size * grid_size + trace_values)
+
+
+def batch_rows_for(grid_size: int, steps: int) -> int:
+    """Runs per row group, so one group's fields and traces stay near BATCH_TARGET_BYTES."""
+    return max(1, BATCH_TARGET_BYTES // stored_run_bytes(grid_size, steps))
+
+
+def estimate(
+    grid_size: int, steps: int, num_samples: int, batch_rows: int, workers: int
+) -> ResourceEstimate:
+    """Peak memory and storage of building a preset of this shape, streaming its runs."""
+    for name, value in (
+        ("grid_size", grid_size),
+        ("steps", steps),
+        ("num_samples", num_samples),
+        ("batch_rows", batch_rows),
+        ("workers", workers),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} = {value!r} is invalid; allowed: an integer >= 1")
+    run_bytes = stored_run_bytes(grid_size, steps)
+    cells = (grid_size + 2) ** 2
+    rows_in_batch = min(batch_rows, num_samples)
+    in_flight = workers * (cells * RUN_WORKSPACE_BYTES_PER_CELL + run_bytes)
+    queued = min(WINDOW_PER_WORKER * workers, num_samples) * run_bytes
+    batch = BATCH_COPIES * rows_in_batch * run_bytes
+    whole_tables = num_samples * SCALAR_ROW_BYTES
+    peak = BASE_PROCESS_BYTES + in_flight + queued + batch + whole_tables
+    storage = FILE_OVERHEAD_BYTES + num_samples * (run_bytes + STORED_SCALAR_BYTES)
+    return ResourceEstimate(
+        grid_size=grid_size,
+        steps=steps,
+        num_samples=num_samples,
+        batch_rows=batch_rows,
+        workers=workers,
+        peak_memory_bytes=peak,
+        storage_bytes=storage,
+    )
