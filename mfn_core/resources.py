@@ -10,6 +10,10 @@ against estimated, and a test keeps the ratio between a sane floor and 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mfn_core.presets import Preset
 
 MIB = 2**20
 GIB = 2**30
@@ -65,9 +69,14 @@ class ResourceEstimate:
 
     def describe(self) -> str:
         """One line: the estimate and what it was computed from."""
+        storage = (
+            f"{self.storage_gib:,.1f} GiB"
+            if self.storage_bytes >= GIB
+            else f"{self.storage_bytes / MIB:,.1f} MiB"
+        )
         return (
             f"estimated peak memory {self.peak_memory_mib:,.0f} MiB and storage "
-            f"{self.storage_gib:,.2f} GiB (grid_size {self.grid_size}, steps {self.steps}, "
+            f"{storage} (grid_size {self.grid_size}, steps {self.steps}, "
             f"num_samples {self.num_samples}, {self.workers} workers, row groups of "
             f"{self.batch_rows} runs)"
         )
@@ -114,4 +123,15 @@ def estimate(
         workers=workers,
         peak_memory_bytes=peak,
         storage_bytes=storage,
+    )
+
+
+def estimate_for(preset: Preset, workers: int) -> ResourceEstimate:
+    """:func:`estimate` for a preset, with the row groups its sweep will write."""
+    return estimate(
+        preset.grid_size,
+        preset.steps,
+        preset.num_samples,
+        batch_rows_for(preset.grid_size, preset.steps),
+        workers,
     )

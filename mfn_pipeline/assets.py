@@ -33,7 +33,9 @@ from mfn_core.contracts import (
     enforce,
 )
 from mfn_core.errors import SweepTimeoutError
-from mfn_core.sweep import ARRAY_SCHEMA, STATUS_FAILED, default_workers, run_sweep
+from mfn_core.presets import Preset
+from mfn_core.resources import batch_rows_for, estimate_for
+from mfn_core.sweep import ARRAY_SCHEMA, STATUS_FAILED, STATUS_OK, default_workers, sweep_batches
 from mfn_core.tables import dataset_table, features_table, runs_table, summary_table
 from mfn_pipeline import checks
 from mfn_pipeline import progress as progress_events
@@ -147,6 +149,30 @@ def _runs_columns(*columns: str) -> dict[str, dg.AssetIn]:
 
 
 _RUN_COLUMNS_WITHOUT_ARRAYS = [c for c in RUNS_SCHEMA.columns if c not in ARRAY_SCHEMA]
+# What simulation_runs keeps of each run for its checks and metadata.
+_RUN_COLUMNS_KEPT = ["sim_id", "status", "reason", "growth_events", "lyapunov"]
+
+
+def _refuse_beyond_free_space(preset: Preset, warehouse: Warehouse) -> None:
+    """Fail before the sweep if its estimated storage exceeds the warehouse's free space.
+
+    The environment's budget was checked when the preset loaded; the disk may have
+    filled since. The previous partition stays until the new one is complete, so
+    the whole estimate must fit beside it.
+    """
+    free = warehouse.free_bytes()
+    if free is None:
+        return  # an object store: no free space to ask for
+    cost = estimate_for(preset, default_workers())
+    if cost.storage_bytes > free:
+        raise dg.Failure(
+            description=(
+                f"preset {preset.name}: {cost.describe()}, but the warehouse "
+                f"{warehouse.root} has {free / 2**30:,.2f} GiB free; nothing was run or "
+                "written. Free space there, or shrink the preset."
+            ),
+            allow_retries=False,
+        )
 
 
 def _spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
@@ -184,10 +210,16 @@ def _spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
     retry_policy=None,
 )
 def simulation_runs(
-    context: AssetExecutionContext, build_limits: BuildLimits
-) -> Iterator[AssetEvent]:
-    """Every run of the preset's sweep: parameters, metrics, per-step trace and final field."""
+    context: AssetExecutionContext, build_limits: BuildLimits, warehouse: Warehouse
+) -> Iterator[dg.MaterializeResult[None] | dg.AssetCheckResult]:
+    """Every run of the preset's sweep: parameters, metrics, per-step trace and final field.
+
+    Finished runs stream to the warehouse in row groups as the sweep goes, each batch
+    checked against the contract first, so the step holds one batch of fields,
+    never the whole sweep; the partition is replaced only after the last batch.
+    """
     preset = preset_of(context)
+    _refuse_beyond_free_space(preset, warehouse)
     marks = {max(1, preset.num_samples * k // PROGRESS_STEPS) for k in range(1, PROGRESS_STEPS + 1)}
 
     def progress(done: int, total: int) -> None:
@@ -195,14 +227,32 @@ def simulation_runs(
         if done in marks:
             context.log.info(f"{preset.name}: {done}/{total} runs done")
 
+    # Per run, only what the checks and metadata need; the fields stay in the file.
+    kept: list[pl.DataFrame] = []
+    first_ok: list[pl.DataFrame] = []
+
+    def checked(batches: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        for batch in batches:
+            runs = _enforced(RUNS_SCHEMA, runs_table(batch), preset.name)
+            kept.append(runs.select(_RUN_COLUMNS_KEPT))
+            if not first_ok and (ok_run := runs.filter(pl.col("status") == STATUS_OK)).height:
+                first_ok.append(ok_run.head(1))
+            yield runs
+
     with metered() as usage:
         try:
-            sweep = run_sweep(
-                preset,
-                default_workers(),
-                progress=progress,
-                keep_arrays=True,
-                time_limit_s=build_limits.wall_clock_s,
+            written = warehouse.write_batches(
+                "simulation_runs",
+                preset.name,
+                checked(
+                    sweep_batches(
+                        preset,
+                        default_workers(),
+                        progress=progress,
+                        keep_arrays=True,
+                        time_limit_s=build_limits.wall_clock_s,
+                    )
+                ),
             )
         except SweepTimeoutError as exc:
             raise dg.Failure(
@@ -212,13 +262,18 @@ def simulation_runs(
                 ),
                 allow_retries=False,
             ) from exc
-    runs = _enforced(RUNS_SCHEMA, runs_table(sweep), preset.name)
+        except WarehouseError as exc:
+            # The sweep's batches are consumed: only a new run can write them again.
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    runs = pl.concat(kept)
     failed = runs.filter(pl.col("status") == STATUS_FAILED).height
     ok = runs.filter(pl.col("status") != STATUS_FAILED)
-    yield dg.Output(
-        runs,
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": runs.height,
+            "path": dg.MetadataValue.path(str(written.path)),
+            "size_bytes": written.size_bytes,
+            "row_groups": written.row_groups,
             "failed_runs": failed,
             "duration_s": usage.seconds,
             "runs_per_s": runs.height / usage.seconds,
@@ -228,7 +283,7 @@ def simulation_runs(
             "lyapunov_mean": _mean(ok["lyapunov"]),
             "config_hash": preset.config_hash,
             "code_version": CODE_VERSION,
-            "sample_field": _sample_field_picture(ok),
+            "sample_field": _sample_field_picture(first_ok[0] if first_ok else pl.DataFrame()),
         },
     )
     yield checks.row_count(preset, runs)
@@ -246,13 +301,25 @@ def simulation_runs(
             "says why (WARN).",
         )
     ],
+    # A dependency without a loaded input: the asset reads simulation_runs in batches.
+    ins={"simulation_runs": dg.AssetIn(dagster_type=dg.Nothing)},
 )
-def fractal_features(
-    context: AssetExecutionContext, simulation_runs: pl.DataFrame
-) -> Iterator[AssetEvent]:
-    """The 18 canonical and the field-relative features of every successful run."""
+def fractal_features(context: AssetExecutionContext, warehouse: Warehouse) -> Iterator[AssetEvent]:
+    """The 18 canonical and the field-relative features of every successful run.
+
+    Reads the stored runs one row group's worth at a time: the features are small,
+    the fields are not.
+    """
+    preset = preset_of(context)
     with metered() as usage:
-        features = features_table(simulation_runs)
+        batches = warehouse.read_batches(
+            "simulation_runs", preset.name, batch_rows_for(preset.grid_size, preset.steps)
+        )
+        try:
+            features = pl.concat([features_table(batch) for batch in batches])
+        except WarehouseError as exc:
+            # A missing or damaged file stays so until it is rebuilt: retrying cannot help.
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
     features = _enforced(FEATURES_SCHEMA, features, context.partition_key)
     d_box = features["D_box"]
     yield dg.Output(
@@ -275,7 +342,7 @@ def fractal_features(
             ),
         },
     )
-    yield checks.degenerate(preset_of(context), features)
+    yield checks.degenerate(preset, features)
 
 
 def _sample_field_picture(ok_runs: pl.DataFrame) -> dg.MetadataValue:

@@ -19,6 +19,8 @@ import fsspec
 import yaml
 
 from mfn_core.presets import NAME_PATTERN, Preset, PresetError, load_preset
+from mfn_core.resources import GIB, MIB, estimate_for
+from mfn_core.sweep import default_workers
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_VAR, CONFIG_DIR_VAR = "MFN_ENV", "MFN_CONFIG_DIR"
@@ -27,7 +29,8 @@ DEFAULT_ENV = "dev"
 EXECUTORS = ("in_process", "multiprocess")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PRESET_LIMIT_KEYS = ("grid_size", "steps", "num_samples")
-LIMIT_KEYS = (*PRESET_LIMIT_KEYS, "wall_clock_s")
+BUDGET_KEYS = ("memory_mib", "storage_gib")
+LIMIT_KEYS = (*PRESET_LIMIT_KEYS, "wall_clock_s", *BUDGET_KEYS)
 ENV_KEYS = ("warehouse", "catalog", "executor", "max_concurrent", "log_level", "limits")
 
 Executor = Literal["in_process", "multiprocess"]
@@ -39,12 +42,18 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Largest preset the environment accepts, and how long one sweep may run."""
+    """Largest preset the environment accepts, and how long one sweep may run.
+
+    ``memory_mib`` and ``storage_gib`` bound a preset's estimated peak memory and
+    stored bytes (mfn_core.resources), checked when the preset loads.
+    """
 
     grid_size: int
     steps: int
     num_samples: int
     wall_clock_s: int
+    memory_mib: int
+    storage_gib: int
 
 
 @dataclass(frozen=True)
@@ -196,5 +205,27 @@ def _load_presets(folder: Path, environment: Environment) -> dict[str, Preset]:
                     f"{path}: {key} = {value} exceeds the {environment.name} environment's "
                     f"limit; allowed: at most {limit}"
                 )
+        check_budget(path, preset, environment)
         presets[preset.name] = preset
     return presets
+
+
+def check_budget(path: Path, preset: Preset, environment: Environment) -> None:
+    """Refuse ``preset`` if its estimated peak memory or storage exceeds the budget.
+
+    Each limit may pass while their product does not (a 1024x1024 grid and 100,000
+    samples need 800 GiB), so the estimate of the whole build is what is checked.
+    """
+    cost = estimate_for(preset, default_workers())
+    limits = environment.limits
+    over = []
+    if cost.peak_memory_bytes > limits.memory_mib * MIB:
+        over.append(f"limits.memory_mib = {limits.memory_mib}")
+    if cost.storage_bytes > limits.storage_gib * GIB:
+        over.append(f"limits.storage_gib = {limits.storage_gib}")
+    if over:
+        raise ConfigError(
+            f"{path}: {cost.describe()} exceeds the {environment.name} environment's "
+            f"{' and '.join(over)}; allowed: a preset within them (fewer num_samples, a "
+            f"smaller grid_size or fewer steps), or raise them in the environment file"
+        )

@@ -12,21 +12,25 @@ renamed over the old one, and a user holding it open never blocks a build.
 import contextlib
 import errno
 import fcntl
-import io
 import json
 import logging
 import os
 import re
+import shutil
+import tempfile
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, cast
 
 import dagster as dg
 import duckdb
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 from upath import UPath
 
 from mfn_core.presets import NAME_PATTERN
@@ -72,6 +76,20 @@ class WarehouseError(RuntimeError):
     """A stored partition is missing or unreadable; the message names the file and the fix."""
 
 
+# Writes the whole content of one file to the handle it is given.
+FileWriter = Callable[[BinaryIO], None]
+
+
+@dataclass
+class StreamedWrite:
+    """What a streaming write stored: the file, its rows and row groups (filled as it goes)."""
+
+    path: UPath
+    rows: int = 0
+    row_groups: int = 0
+    size_bytes: int = 0
+
+
 def _is_local(path: UPath) -> bool:
     return path.protocol in ("", "file", "local")
 
@@ -97,6 +115,50 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Replace one partition of ``table`` in a single atomic step, then update the catalog."""
         return self._store(self.table_path(table, partition), frame)
 
+    def write_batches(
+        self, table: str, partition: str, batches: Iterable[pl.DataFrame]
+    ) -> StreamedWrite:
+        """Replace one partition with ``batches``, one row group each, in one atomic step.
+
+        Only the batch being encoded is in memory. The batches go to a temporary file
+        that is renamed into place only after the last one, so an exception raised by
+        the iterator (a batch breaking its contract, a sweep past its limit) leaves the
+        previous partition byte-identical. All batches must share one schema. A failure
+        of the file system before the first batch is read is retried like any write;
+        after it, the batches are gone and the write fails at once.
+        """
+        path = self.table_path(table, partition)
+        written = StreamedWrite(path)
+        self._store(path, _row_groups(batches, written), retry=lambda: written.row_groups == 0)
+        if _is_local(path):
+            written.size_bytes = Path(path.path).stat().st_size
+        else:
+            written.size_bytes = int(path.stat().st_size)
+        return written
+
+    def free_bytes(self) -> int | None:
+        """Free space of the local warehouse's file system; None for an object store."""
+        root = UPath(self.root)
+        if not _is_local(root):
+            return None
+        # The folder may not exist before the first build: ask its nearest ancestor.
+        folder = Path(root.path)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return shutil.disk_usage(folder).free
+
+    def read_batches(
+        self, table: str, partition: str, batch_rows: int, columns: list[str] | None = None
+    ) -> Iterator[pl.DataFrame]:
+        """One stored partition as tables of at most ``batch_rows`` rows, in stored order."""
+        path = self.table_path(table, partition)
+        rebuild = rebuild_hint(partition)
+        if not path.exists():
+            raise WarehouseError(
+                f"{path}: partition {partition!r} of {table} has not been built; {rebuild}"
+            )
+        return _decoded_batches(path, batch_rows, columns, rebuild)
+
     def write_record(self, table: str, partition: str, record: str, frame: pl.DataFrame) -> UPath:
         """Add (or replace) one record file of an append-only table such as builds."""
         return self._store(self.record_path(table, partition, record), frame)
@@ -111,17 +173,31 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         # Records written by an older layout may lack newer columns: keep them all.
         return pl.concat(frames, how="diagonal_relaxed")
 
-    def _store(self, path: UPath, frame: pl.DataFrame) -> UPath:
+    def _store(
+        self,
+        path: UPath,
+        content: pl.DataFrame | FileWriter,
+        retry: Callable[[], bool] = lambda: True,
+    ) -> UPath:
+        """Write ``content`` (a frame, or what writes the file) atomically, retrying hiccups.
+
+        ``retry()`` says whether the content can still be written again after a failure.
+        """
         attempts = len(WRITE_RETRY_DELAYS_S) + 1
         for attempt in range(1, attempts + 1):
             try:
-                _put(path, frame)
+                if isinstance(content, pl.DataFrame):
+                    _put(path, _parquet_of(content), remember=content)
+                else:
+                    _put(path, content)
                 break
             # polars reports the file system's errors (ENOSPC among them) as ComputeError.
             except (OSError, pl.exceptions.ComputeError) as exc:
                 if not isinstance(exc, OSError) and _IO_ERROR not in str(exc):
                     raise
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                if not retry():
+                    attempts = attempt  # streamed content is consumed: it cannot be replayed
                 if attempt < attempts:
                     delay = WRITE_RETRY_DELAYS_S[attempt - 1]
                     logger.warning(
@@ -172,17 +248,83 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
             return None
 
 
-def _put(path: UPath, frame: pl.DataFrame) -> None:
-    """Write ``frame`` to ``path`` so that readers see the old file or the new, never a mix."""
+def _parquet_of(frame: pl.DataFrame) -> FileWriter:
+    def write(handle: BinaryIO) -> None:
+        frame.write_parquet(handle, compression=COMPRESSION)
+
+    return write
+
+
+def _row_groups(batches: Iterable[pl.DataFrame], written: StreamedWrite) -> FileWriter:
+    """What writes ``batches`` as one Parquet file, a row group per batch."""
+
+    def write(handle: BinaryIO) -> None:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for batch in batches:
+                arrow = batch.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(handle, arrow.schema, compression=COMPRESSION)
+                writer.write_table(arrow, row_group_size=max(1, arrow.num_rows))
+                written.rows += arrow.num_rows
+                written.row_groups += 1
+        except BaseException:
+            if writer is not None:
+                # The file is discarded; closing only releases the encoder.
+                with contextlib.suppress(Exception):
+                    writer.close()
+            raise
+        if writer is None:
+            raise ValueError(f"{written.path}: no batches to write; a partition needs a schema")
+        writer.close()
+
+    return write
+
+
+def _put(path: UPath, write: FileWriter, remember: pl.DataFrame | None = None) -> None:
+    """Write a file to ``path`` so that readers see the old file or the new, never a mix.
+
+    Local files go through one temporary file, locked, synced and renamed. Object
+    stores publish a whole object per upload: the content is spooled to a local
+    temporary file (bounded memory, however large the stream) and uploaded once, as
+    a multipart upload where the store does so for large files; a failure before the
+    upload leaves the previous object as it was.
+    """
     if _is_local(path):
         local = Path(path.path)
-        _remember(local, _atomic_local_write(local, frame), frame)
-    else:
-        # Object stores publish a whole object per PUT: readers see old or new.
-        buffer = io.BytesIO()
-        frame.write_parquet(buffer, compression=COMPRESSION)
+        identity = _atomic_local_write(local, write)
+        if remember is not None:
+            _remember(local, identity, remember)
+        return
+    with tempfile.NamedTemporaryFile(prefix=".mfn-upload-", suffix=".tmp") as spool:
+        write(cast(BinaryIO, spool))
+        spool.flush()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(buffer.getvalue())
+        path.fs.put_file(spool.name, path.path)
+
+
+def _decoded_batches(
+    path: UPath, batch_rows: int, columns: list[str] | None, repair: str
+) -> Iterator[pl.DataFrame]:
+    """The batches of one Parquet file, or a WarehouseError naming it and ``repair``."""
+    with path.open("rb") as handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+            missing = sorted(set(columns or ()) - set(parquet.schema_arrow.names))
+            if missing:
+                raise WarehouseError(
+                    f"{path}: lacks column(s) needed here ({', '.join(missing)}); it was "
+                    f"written by an older layout: {repair}"
+                )
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+                # A record batch always converts to a table.
+                yield cast(pl.DataFrame, pl.from_arrow(batch))
+        # A decoding failure means a damaged file; an OSError may pass, so it stays
+        # retryable (ArrowIOError is an OSError).
+        except pa.ArrowException as exc:
+            if isinstance(exc, OSError):
+                raise
+            raise damaged_file_error(path, f"{type(exc).__name__}: {exc}", repair) from exc
 
 
 def _decoded(path: UPath, columns: list[str] | None, repair: str) -> pl.DataFrame:
@@ -272,8 +414,11 @@ def _recalled(path: Path) -> pl.DataFrame | None:
     return entry[1]
 
 
-def _atomic_local_write(path: Path, frame: pl.DataFrame) -> tuple[int, int, int]:
-    """Write ``frame`` to ``path`` atomically; return the identity of the file written."""
+def _atomic_local_write(path: Path, write: FileWriter) -> tuple[int, int, int]:
+    """Write ``path`` atomically with ``write``; return the identity of the file written.
+
+    If ``write`` raises, the temporary file is removed and ``path`` stays as it was.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphans(path)
     # Same folder, so the rename never crosses a file system; the name does not end
@@ -281,7 +426,7 @@ def _atomic_local_write(path: Path, frame: pl.DataFrame) -> tuple[int, int, int]
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with _locked_new_file(tmp) as handle:
-            frame.write_parquet(handle, compression=COMPRESSION)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
             # Taken before the rename (which keeps inode, mtime and size), so a

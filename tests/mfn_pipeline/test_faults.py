@@ -191,13 +191,13 @@ def test_a_transient_write_failure_is_retried_in_storage_without_redoing_the_swe
     failures = {"simulation_runs": len(storage.WRITE_RETRY_DELAYS_S)}
     flaky_writes(monkeypatch, failures)
     sweeps = []
-    real_run_sweep = sweep.run_sweep
+    real_sweep_batches = sweep.sweep_batches
 
-    def counted_run_sweep(*args: Any, **kwargs: Any) -> pl.DataFrame:
+    def counted_sweep_batches(*args: Any, **kwargs: Any) -> Iterator[pl.DataFrame]:
         sweeps.append(args[0])
-        return real_run_sweep(*args, **kwargs)
+        return real_sweep_batches(*args, **kwargs)
 
-    monkeypatch.setattr(assets, "run_sweep", counted_run_sweep)
+    monkeypatch.setattr(assets, "sweep_batches", counted_sweep_batches)
     result = build("small", environment, instance)
 
     assert result.success
