@@ -454,6 +454,7 @@ def _field_features(field: FloatArray, sizes: NDArray[np.int64], out: FloatArray
 
 def compute_features(field: FloatArray, trace: StepTrace) -> dict[str, float | int]:
     """All features (canonical then extended) of a run from its final field and trace."""
+    _check_run_arrays(field, trace)
     values = np.empty(len(ALL_FEATURE_NAMES))
     # numba compiles read-only and writable arrays separately; a read-only view
     # (no copy) gives every caller the one specialisation simulate() already uses.
@@ -471,6 +472,36 @@ def compute_features(field: FloatArray, trace: StepTrace) -> dict[str, float | i
         name: int(value) if name in COUNT_FEATURES else float(value)
         for name, value in zip(ALL_FEATURE_NAMES, values, strict=True)
     }
+
+
+def _check_run_arrays(field: object, trace: object) -> None:
+    """Shapes the kernels index without bounds checks: a mismatch read past an array's end."""
+    if not isinstance(field, np.ndarray) or field.dtype != np.float64:
+        kind = field.dtype if isinstance(field, np.ndarray) else type(field).__name__
+        raise ParamError(f"field of type {kind} is invalid; allowed: a float64 numpy array")
+    if field.ndim != 2 or field.shape[0] != field.shape[1] or field.shape[0] < 2:
+        raise ParamError(f"field shape {field.shape} is invalid; allowed: (N, N) with N >= 2")
+    if not isinstance(trace, StepTrace):
+        raise ParamError(f"trace of type {type(trace).__name__} is invalid; allowed: a StepTrace")
+    steps = trace.energy.shape[0] if isinstance(trace.energy, np.ndarray) else -1
+    for name in ("energy", "dv_mean", "dv_max", "dv_std", "diff_norm"):
+        array = getattr(trace, name)
+        length = steps if name == "energy" else max(steps - 1, 0)
+        if (
+            not isinstance(array, np.ndarray)
+            or array.dtype != np.float64
+            or array.shape != (length,)
+        ):
+            what = (
+                f"{array.dtype} array of shape {array.shape}"
+                if isinstance(array, np.ndarray)
+                else type(array).__name__
+            )
+            raise ParamError(
+                f"trace.{name} ({what}) is invalid; allowed: a float64 array of "
+                f"shape ({length},) for {steps} steps (energy has one value per step, the "
+                "others one per pair of steps)"
+            )
 
 
 def trace_from_history(history: FloatArray) -> StepTrace:

@@ -315,6 +315,9 @@ def simulate(params: SimParams) -> Run:
             f"simulate() takes a SimParams, got {type(params).__name__}; "
             "build one with SimParams(seed=..., ...)"
         )
+    # The kernels read and write without bounds checks: grid_size 0 set after
+    # construction crashed the process, so the boundary checks again.
+    params.verify()
     n = params.grid_size
     rng = np.random.default_rng(params.seed)
     V = rng.normal(V_INIT_MEAN, V_INIT_STD, size=(n, n))

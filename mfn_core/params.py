@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, TypeAlias
@@ -13,6 +14,7 @@ from mfn_core.errors import ParamError
 Boundary: TypeAlias = Literal["periodic", "neumann", "dirichlet"]
 BOUNDARIES: tuple[Boundary, ...] = ("periodic", "neumann", "dirichlet")
 SEED_MAX = 2**63 - 1  # seeds are stored as Int64 columns
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,9 @@ class ParamSpec:
             return "one of " + ", ".join(self.choices)
         if self.kind is bool:
             return "true or false"
-        noun = "an integer" if self.kind is int else "a number"
-        return f"{noun} in [{self.low:g}, {self.high:g}]"
+        if self.kind is int:
+            return f"an integer in [{self.low}, {self.high}]"
+        return f"a number in [{self.low:g}, {self.high:g}]"
 
 
 PARAM_SPECS: dict[str, ParamSpec] = {
@@ -51,6 +54,26 @@ PARAM_SPECS: dict[str, ParamSpec] = {
 }
 
 
+class _ShortRepr(reprlib.Repr):
+    """reprlib's abbreviation, and huge integers by size (repr() refuses > 4300 digits)."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 200:
+            return f"<an integer of about {int((x.bit_length() - 1) * math.log10(2)) + 1} digits>"
+        return super().repr_int(x, level)
+
+
+_SHORT = _ShortRepr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6
+_SHORT.maxlevel = 3
+
+
+def shown(value: object) -> str:
+    """A value as a message shows it: repr() cut to a few dozen characters, one line."""
+    return _SHORT.repr(value)
+
+
 def check_value(name: str, value: object, label: str | None = None) -> Any:
     """Return ``value`` as parameter ``name``'s Python type, or raise ParamError.
 
@@ -60,7 +83,7 @@ def check_value(name: str, value: object, label: str | None = None) -> Any:
     label = label or name
 
     def fail(problem: str) -> ParamError:
-        return ParamError(f"{label} = {value!r} {problem}; allowed: {spec.allowed()}")
+        return ParamError(f"{label} = {shown(value)} {problem}; allowed: {spec.allowed()}")
 
     if spec.kind is bool:
         if not isinstance(value, bool):
@@ -96,7 +119,7 @@ def unknown_names(names: Iterable[object], known: Iterable[str]) -> str:
     parts = []
     for name in sorted(map(str, names)):
         close = difflib.get_close_matches(name, known, n=1)
-        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        parts.append(shown(name) + (f" (did you mean {close[0]!r}?)" if close else ""))
     return ", ".join(parts)
 
 
@@ -151,6 +174,39 @@ class SimParams:
         given = dict(locals())
         for name in PARAM_SPECS:
             object.__setattr__(self, name, check_value(name, given[name]))
+
+    def verify(self) -> None:
+        """Raise ParamError unless every field still holds a valid value of its exact type.
+
+        The constructor checks its arguments, but a frozen dataclass can still be
+        changed with ``object.__setattr__`` or built without ``__init__`` (copy, a
+        crafted pickle); the compiled kernels index arrays by these values without
+        bounds checks, so they call this first.
+        """
+        for name, spec in PARAM_SPECS.items():
+            value = getattr(self, name, _MISSING)
+            if value is _MISSING:
+                raise ParamError(f"SimParams.{name} is not set; allowed: {spec.allowed()}")
+            label = f"SimParams.{name}"
+            # Exact types: the constructor stores int, float, bool or str, and a kernel
+            # handed another type would compile a new specialisation or misbehave.
+            if type(value) is not spec.kind:
+                raise ParamError(
+                    f"{label} = {shown(value)} is of type {type(value).__name__}; "
+                    f"allowed: {spec.allowed()}"
+                )
+            check_value(name, value, label)
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        # Unpickling bypasses __init__: check what it restores the same way.
+        if not isinstance(state, Mapping) or set(state) - set(PARAM_SPECS):
+            raise ParamError(
+                f"SimParams state {shown(state)} is invalid; allowed: a mapping of "
+                f"{', '.join(PARAM_SPECS)}"
+            )
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        self.verify()
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> SimParams:

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import json
 import math
+import pickle
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +95,137 @@ def test_any_value_is_accepted_or_refused_with_param_error(name: str, value: obj
         assert "allowed:" in str(exc)  # noqa: PT017
     else:
         assert getattr(p, name) == value
+
+
+# Values set after construction, as object.__setattr__ or unpickling does: each must be
+# refused by simulate() with a ParamError naming the field, before any kernel runs.
+FORCED: list[tuple[str, str, str]] = [
+    ("grid_size", "0", "SimParams.grid_size = 0 is out of range"),
+    ("grid_size", "2", "SimParams.grid_size = 2 is out of range"),
+    ("grid_size", "10**6", "SimParams.grid_size = 1000000 is out of range"),
+    ("grid_size", "10**5000", "SimParams.grid_size = <an integer of about 5000 digits>"),
+    ("grid_size", "True", "SimParams.grid_size = True is of type bool"),
+    ("grid_size", "8.0", "SimParams.grid_size = 8.0 is of type float"),
+    ("grid_size", "'8'", "SimParams.grid_size = '8' is of type str"),
+    ("steps", "-5", "SimParams.steps = -5 is out of range"),
+    ("steps", "0", "SimParams.steps = 0 is out of range"),
+    ("alpha", "float('nan')", "SimParams.alpha = nan is not finite"),
+    ("alpha", "float('inf')", "SimParams.alpha = inf is not finite"),
+    ("alpha", "1", "SimParams.alpha = 1 is of type int"),
+    ("jitter_var", "-1.0", "SimParams.jitter_var = -1.0 is out of range"),
+    ("turing_enabled", "1", "SimParams.turing_enabled = 1 is of type int"),
+    ("boundary", "'torus'", "SimParams.boundary = 'torus' is not a known choice"),
+    ("seed", "-1", "SimParams.seed = -1 is out of range"),
+    ("seed", "None", "SimParams.seed = None is of type NoneType"),
+]
+FORCE_SCRIPT = """
+import json, pickle, sys
+from mfn_core import ParamError, SimParams, simulate
+for name, value in json.loads(sys.argv[1]):
+    params = SimParams(seed=1, grid_size=8, steps=3)
+    object.__setattr__(params, name, eval(value))
+    try:
+        simulate(params)
+        print("ran", flush=True)
+    except ParamError as exc:
+        print(exc, flush=True)
+    try:
+        pickle.loads(pickle.dumps(params))
+        print("unpickled", flush=True)
+    except ParamError as exc:
+        print(exc, flush=True)
+"""
+
+
+def test_simulate_refuses_parameters_forced_invalid_after_construction() -> None:
+    # In a subprocess: on the old code grid_size 0 segfaulted, which must fail this
+    # test instead of killing pytest.
+    cases = json.dumps([[name, value] for name, value, _ in FORCED])
+    result = subprocess.run(
+        [sys.executable, "-c", FORCE_SCRIPT, cases],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-2000:]}"
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 * len(FORCED), result.stdout
+    for k, (_, _, message) in enumerate(FORCED):
+        simulated, unpickled = lines[2 * k], lines[2 * k + 1]
+        assert simulated.startswith(message), simulated
+        assert "allowed:" in simulated
+        assert unpickled == simulated  # a pickle cannot smuggle it in either
+
+
+def test_verify_accepts_every_constructed_set() -> None:
+    SimParams(seed=0).verify()
+    p = SimParams(seed=1, grid_size=16.0)  # type: ignore[arg-type]
+    p.verify()
+    assert pickle.loads(pickle.dumps(p)) == p
+
+
+def test_unpickling_refuses_unknown_or_missing_fields() -> None:
+    p = SimParams(seed=1)
+    state = p.__dict__.copy()
+    clone = SimParams.__new__(SimParams)
+    with pytest.raises(ParamError, match=r"SimParams state .* is invalid"):
+        clone.__setstate__({**state, "colour": "red"})
+    del state["alpha"]
+    with pytest.raises(ParamError, match=r"SimParams\.alpha is not set"):
+        SimParams.__new__(SimParams).__setstate__(state)
+
+
+def test_messages_show_long_values_shortened() -> None:
+    with pytest.raises(ParamError) as excinfo:
+        SimParams(seed=1, boundary="x" * 100_000)  # type: ignore[arg-type]
+    assert len(str(excinfo.value)) < 200
+    with pytest.raises(ParamError, match="about 5000 digits"):
+        SimParams(seed=10**5000)
+
+
+FEATURES_SCRIPT = """
+import numpy as np
+from mfn_core import ParamError, StepTrace
+from mfn_core.features import compute_features
+short = np.zeros(1)
+cases = [
+    (np.zeros((8, 8)), StepTrace(np.zeros(10**7), short, short, short, short)),
+    (np.zeros((4, 8)), StepTrace.empty(3)),
+    (np.zeros((0, 0)), StepTrace.empty(3)),
+    (np.zeros((8, 8), dtype=np.int64), StepTrace.empty(3)),
+    (np.zeros((8, 8)), StepTrace(np.zeros(3), *(np.zeros(2, dtype=np.float32),) * 4)),
+]
+for field, trace in cases:
+    try:
+        compute_features(field, trace)
+        print("ran", flush=True)
+    except ParamError as exc:
+        print(exc, flush=True)
+"""
+
+
+def test_features_refuse_arrays_the_kernels_would_read_past() -> None:
+    # A trace shorter than its energy array made the temporal kernel read past the end
+    # (a segfault): the other public way into the compiled code checks shapes too.
+    result = subprocess.run(
+        [sys.executable, "-c", FEATURES_SCRIPT],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-2000:]}"
+    assert result.stdout.splitlines() == [
+        "trace.dv_mean (float64 array of shape (1,)) is invalid; allowed: a float64 array "
+        "of shape (9999999,) for 10000000 steps (energy has one value per step, "
+        "the others one per pair of steps)",
+        "field shape (4, 8) is invalid; allowed: (N, N) with N >= 2",
+        "field shape (0, 0) is invalid; allowed: (N, N) with N >= 2",
+        "field of type int64 is invalid; allowed: a float64 numpy array",
+        "trace.dv_mean (float32 array of shape (2,)) is invalid; allowed: a float64 array "
+        "of shape (2,) for 3 steps (energy has one value per step, "
+        "the others one per pair of steps)",
+    ]
