@@ -9,6 +9,7 @@ against estimated, and a test keeps the ratio between a sane floor and 1.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,12 +24,12 @@ FLOAT_BYTES = 8
 # consumer; run_sweep's window is this times its workers.
 WINDOW_PER_WORKER = 4
 # A row group of final fields and traces: large enough that Parquet's per-group
-# overhead vanishes, small enough that a 1024x1024 field (8 MiB) still gives 8 rows.
-BATCH_TARGET_BYTES = 64 * MIB
+# overhead vanishes, small enough that a 1024x1024 field (8 MiB) still gives 4 rows.
+BATCH_TARGET_BYTES = 32 * MIB
 
-# Interpreter, numba kernels, polars, pyarrow and Dagster loaded in a build process
-# (about 250 MiB measured, rounded up for Dagster's event log and allocator slack).
-BASE_PROCESS_BYTES = 384 * MIB
+# Interpreter, numba kernels, polars, pyarrow and Dagster running a build in process
+# (400-450 MiB measured for the small presets, rounded up).
+BASE_PROCESS_BYTES = 512 * MIB
 # Arrays one run allocates while it simulates, per grid cell: V, a, i drawn, padded
 # and double-buffered (9 float64), the final copy (1), and the feature kernels'
 # masks and component stacks (17 bytes), rounded up.
@@ -41,7 +42,10 @@ BATCH_COPIES = 5
 # copies a join makes.
 SCALAR_ROW_BYTES = 4 * 1024
 # Parquet footers and schemas of the four table files of one preset.
-FILE_OVERHEAD_BYTES = 4 * 256 * 1024
+FILE_OVERHEAD_BYTES = 4 * 64 * 1024
+# A list column's repetition and definition levels beside its float64 values (about
+# 3% measured), doubled.
+LIST_LEVELS_SLACK = 1 / 16
 # Stored scalar columns of one run across simulation_runs, fractal_features and
 # mfn_dataset (about 1.2 KiB measured), rounded up.
 STORED_SCALAR_BYTES = 2 * 1024
@@ -114,7 +118,8 @@ def estimate(
     batch = BATCH_COPIES * rows_in_batch * run_bytes
     whole_tables = num_samples * SCALAR_ROW_BYTES
     peak = BASE_PROCESS_BYTES + in_flight + queued + batch + whole_tables
-    storage = FILE_OVERHEAD_BYTES + num_samples * (run_bytes + STORED_SCALAR_BYTES)
+    stored_run = math.ceil(run_bytes * (1 + LIST_LEVELS_SLACK)) + STORED_SCALAR_BYTES
+    storage = FILE_OVERHEAD_BYTES + num_samples * stored_run
     return ResourceEstimate(
         grid_size=grid_size,
         steps=steps,

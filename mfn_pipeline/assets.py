@@ -34,7 +34,7 @@ from mfn_core.contracts import (
 )
 from mfn_core.errors import SweepTimeoutError
 from mfn_core.presets import Preset
-from mfn_core.resources import batch_rows_for, estimate_for
+from mfn_core.resources import estimate_for
 from mfn_core.sweep import ARRAY_SCHEMA, STATUS_FAILED, STATUS_OK, default_workers, sweep_batches
 from mfn_core.tables import dataset_table, features_table, runs_table, summary_table
 from mfn_pipeline import checks
@@ -212,12 +212,10 @@ def _spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
 def simulation_runs(
     context: AssetExecutionContext, build_limits: BuildLimits, warehouse: Warehouse
 ) -> Iterator[dg.MaterializeResult[None] | dg.AssetCheckResult]:
-    """Every run of the preset's sweep: parameters, metrics, per-step trace and final field.
-
-    Finished runs stream to the warehouse in row groups as the sweep goes, each batch
-    checked against the contract first, so the step holds one batch of fields,
-    never the whole sweep; the partition is replaced only after the last batch.
-    """
+    """Every run of the preset's sweep: parameters, metrics, per-step trace and final field."""
+    # Finished runs stream to the warehouse in row groups as the sweep goes, each batch
+    # checked against the contract first, so the step holds one batch of fields, never
+    # the whole sweep; the partition is replaced only after the last batch.
     preset = preset_of(context)
     _refuse_beyond_free_space(preset, warehouse)
     marks = {max(1, preset.num_samples * k // PROGRESS_STEPS) for k in range(1, PROGRESS_STEPS + 1)}
@@ -305,16 +303,12 @@ def simulation_runs(
     ins={"simulation_runs": dg.AssetIn(dagster_type=dg.Nothing)},
 )
 def fractal_features(context: AssetExecutionContext, warehouse: Warehouse) -> Iterator[AssetEvent]:
-    """The 18 canonical and the field-relative features of every successful run.
-
-    Reads the stored runs one row group's worth at a time: the features are small,
-    the fields are not.
-    """
+    """The 18 canonical and the field-relative features of every successful run."""
+    # The stored runs are read a row group's worth at a time: the features are small,
+    # the fields are not.
     preset = preset_of(context)
     with metered() as usage:
-        batches = warehouse.read_batches(
-            "simulation_runs", preset.name, batch_rows_for(preset.grid_size, preset.steps)
-        )
+        batches = warehouse.read_batches("simulation_runs", preset.name)
         try:
             features = pl.concat([features_table(batch) for batch in batches])
         except WarehouseError as exc:

@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, cast
@@ -33,7 +33,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from mfn_core.contracts import SCHEMAS
 from mfn_core.presets import NAME_PATTERN
+from mfn_pipeline.locations import (
+    MARKER_TABLE,
+    glob_refusal,
+    inspect_catalog,
+    nesting_refusal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,20 +55,24 @@ RECORD_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # Fast to write and read; the final fields (random-looking float64) barely compress
 # under any codec, so a heavier one only costs build time.
 COMPRESSION: Literal["lz4"] = "lz4"
-# View name in the catalog -> the files it reads, relative to the warehouse root.
-# Tables hold one file per preset; builds hold one file per build, so concurrent
-# builds of a preset each add their record and never rewrite another's.
+# View name in the catalog -> the table (a folder of the warehouse) whose files it
+# reads. Tables hold one file per preset; builds hold one file per build, so
+# concurrent builds of a preset each add their record and never rewrite another's.
 VIEWS: dict[str, str] = {
-    "runs": f"simulation_runs/*{SUFFIX}",
-    "features": f"fractal_features/*{SUFFIX}",
-    "dataset": f"mfn_dataset/*{SUFFIX}",
-    "preset_summary": f"preset_summary/*{SUFFIX}",
-    "builds": f"builds/*/*{SUFFIX}",
+    "runs": "simulation_runs",
+    "features": "fractal_features",
+    "dataset": "mfn_dataset",
+    "preset_summary": "preset_summary",
+    "builds": "builds",
 }
-# The catalog records which views it holds in this table (mfn_catalog_info).
-_READ_SIGNATURE = "SELECT signature FROM mfn_catalog_info"
-_CREATE_SIGNATURE = "CREATE TABLE mfn_catalog_info (signature VARCHAR)"
-_WRITE_SIGNATURE = "INSERT INTO mfn_catalog_info VALUES (?)"
+# Tables of append-only records, TABLE/<preset>/<run id>.parquet. A record is history
+# no build rewrites, so one of an older layout (fewer columns) stays in its view.
+RECORD_TABLES = frozenset({"builds"})
+# Every DuckDB client from 1.1 on opens a catalog of this storage version; the
+# catalog holds only views, so a newer version would gain nothing.
+CATALOG_STORAGE_VERSION = "v1.1.0"
+# The catalog records which files its views read in this table (mfn_catalog_info).
+_READ_SIGNATURE = f"SELECT signature FROM {MARKER_TABLE}"  # nosec B608 - a constant
 # Frames this process wrote last, keyed by file path, with the file identity
 # (inode, mtime, size) they were written as: a downstream step in the same process
 # (the in-process executor) skips re-reading a file it just wrote, and any other
@@ -70,6 +81,10 @@ _RECENT_WRITES: OrderedDict[str, tuple[tuple[int, int, int], pl.DataFrame]] = Or
 RECENT_WRITES_KEPT = 4
 # Catalog signature this process last saw, keyed by the catalog file's identity.
 _KNOWN_CATALOGS: dict[tuple[str, tuple[int, int, int]], str] = {}
+# Why a local warehouse file stays out of the views (None: it is viewed), keyed by
+# its path and identity, so a catalog refresh reads only new or changed footers.
+_FILE_VERDICTS: dict[tuple[str, tuple[int, int, int]], str | None] = {}
+FILE_VERDICTS_KEPT = 100_000
 
 
 class WarehouseError(RuntimeError):
@@ -148,16 +163,16 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         return shutil.disk_usage(folder).free
 
     def read_batches(
-        self, table: str, partition: str, batch_rows: int, columns: list[str] | None = None
+        self, table: str, partition: str, columns: list[str] | None = None
     ) -> Iterator[pl.DataFrame]:
-        """One stored partition as tables of at most ``batch_rows`` rows, in stored order."""
+        """One stored partition, one table per row group (as write_batches wrote them)."""
         path = self.table_path(table, partition)
         rebuild = rebuild_hint(partition)
         if not path.exists():
             raise WarehouseError(
                 f"{path}: partition {partition!r} of {table} has not been built; {rebuild}"
             )
-        return _decoded_batches(path, batch_rows, columns, rebuild)
+        return _decoded_batches(path, columns, rebuild)
 
     def write_record(self, table: str, partition: str, record: str, frame: pl.DataFrame) -> UPath:
         """Add (or replace) one record file of an append-only table such as builds."""
@@ -182,7 +197,10 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Write ``content`` (a frame, or what writes the file) atomically, retrying hiccups.
 
         ``retry()`` says whether the content can still be written again after a failure.
+        A catalog path that is not this product's catalog is refused first, so a
+        refused configuration replaces no partition either.
         """
+        check_catalog_target(self.root, Path(self.catalog))
         attempts = len(WRITE_RETRY_DELAYS_S) + 1
         for attempt in range(1, attempts + 1):
             try:
@@ -303,10 +321,8 @@ def _put(path: UPath, write: FileWriter, remember: pl.DataFrame | None = None) -
         path.fs.put_file(spool.name, path.path)
 
 
-def _decoded_batches(
-    path: UPath, batch_rows: int, columns: list[str] | None, repair: str
-) -> Iterator[pl.DataFrame]:
-    """The batches of one Parquet file, or a WarehouseError naming it and ``repair``."""
+def _decoded_batches(path: UPath, columns: list[str] | None, repair: str) -> Iterator[pl.DataFrame]:
+    """The row groups of one Parquet file, or a WarehouseError naming it and ``repair``."""
     with path.open("rb") as handle:
         try:
             parquet = pq.ParquetFile(handle)
@@ -316,9 +332,11 @@ def _decoded_batches(
                     f"{path}: lacks column(s) needed here ({', '.join(missing)}); it was "
                     f"written by an older layout: {repair}"
                 )
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-                # A record batch always converts to a table.
-                yield cast(pl.DataFrame, pl.from_arrow(batch))
+            # Row group by row group: pyarrow's iter_batches kept every group it had
+            # read alive (a 600 MB file took 950 MB), read_row_group frees each one.
+            for group in range(parquet.num_row_groups):
+                # An Arrow table always converts to a polars table.
+                yield cast(pl.DataFrame, pl.from_arrow(parquet.read_row_group(group, columns)))
         # A decoding failure means a damaged file; an OSError may pass, so it stays
         # retryable (ArrowIOError is an OSError).
         except pa.ArrowException as exc:
@@ -330,6 +348,10 @@ def _decoded_batches(
 def _decoded(path: UPath, columns: list[str] | None, repair: str) -> pl.DataFrame:
     """One Parquet file, or a WarehouseError naming it and ``repair``, what fixes it."""
     try:
+        if _is_local(path):
+            # From a path polars reads only the column chunks asked for; from a file
+            # object it first reads the whole file (every stored field) into memory.
+            return pl.read_parquet(path.path, columns=columns)
         with path.open("rb") as handle:
             return pl.read_parquet(handle, columns=columns)
     except pl.exceptions.ColumnNotFoundError as exc:
@@ -503,17 +525,150 @@ def _catalog_lock(catalog: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _view_sources(root: str) -> dict[str, str]:
-    """Glob of each view whose table has at least one stored partition."""
-    sources = {}
+@dataclass(frozen=True)
+class ViewFiles:
+    """The partition files each catalog view reads, and the files left out."""
+
+    files: Mapping[str, tuple[str, ...]]  # view name (VIEWS key) -> sorted paths or URLs
+    skipped: tuple[str, ...]  # one line each: "<file>: left out of view <v>: <why>; <fix>"
+
+
+# Column types of each table's contract, in polars' terms.
+_CONTRACT_TYPES: dict[str, dict[str, pl.DataType]] = {
+    table: {name: column.dtype.type for name, column in SCHEMAS[table].columns.items()}
+    for table in VIEWS.values()
+}
+_MOVE_AWAY = "move it out of the warehouse (it is not one of this product's files)"
+
+
+def view_files(root: str) -> ViewFiles:
+    """The files of the warehouse at ``root`` that each view reads, and those left out.
+
+    Only the product's own files: TABLE/<preset>.parquet (and
+    builds/<preset>/<run id>.parquet) whose Parquet schema matches the table's
+    contract. Foreign names, foreign or older schemas and undecodable footers are
+    left out, each with a line saying why and what fixes it.
+    """
     base = UPath(root)
-    for view, pattern in VIEWS.items():
-        if any(base.glob(pattern)):
-            sources[view] = str(base / pattern)
-    return sources
+    files: dict[str, tuple[str, ...]] = {}
+    skipped: list[str] = []
+    for view, table in VIEWS.items():
+        viewed = []
+        for path, misplaced in _candidates(base / table, table in RECORD_TABLES):
+            problem = misplaced or _verdict(path, table)
+            if problem:
+                skipped.append(f"{path}: left out of view {view}: {problem}")
+            else:
+                viewed.append(str(path))
+        if viewed:
+            files[view] = tuple(sorted(viewed))
+    return ViewFiles(files, tuple(skipped))
+
+
+def _candidates(folder: UPath, records: bool) -> Iterator[tuple[UPath, str | None]]:
+    """Each Parquet file of a table's folder, with why its place or name is wrong (or None).
+
+    Other files (a writer's temporary file, a note) are no partitions and are passed over.
+    """
+    if not folder.is_dir():
+        return
+    for entry in sorted(folder.iterdir()):
+        if records and entry.is_dir():
+            preset_ok = NAME_PATTERN.fullmatch(entry.name) is not None
+            for file in sorted(entry.iterdir()):
+                if not file.name.endswith(SUFFIX):
+                    continue
+                if preset_ok and RECORD_PATTERN.fullmatch(file.name[: -len(SUFFIX)]):
+                    yield file, None if file.is_file() else f"not a file; {_MOVE_AWAY}"
+                else:
+                    yield file, f"not named {folder.name}/<preset>/<run id>{SUFFIX}; {_MOVE_AWAY}"
+        elif entry.name.endswith(SUFFIX):
+            if records:
+                yield entry, f"a build record belongs in {folder.name}/<preset>/; {_MOVE_AWAY}"
+            elif not NAME_PATTERN.fullmatch(entry.name[: -len(SUFFIX)]):
+                why = f"its name is not a preset's ({NAME_PATTERN.pattern}{SUFFIX})"
+                yield entry, f"{why}; {_MOVE_AWAY}"
+            elif not entry.is_file():
+                yield entry, f"not a file; {_MOVE_AWAY}"
+            else:
+                yield entry, None
+
+
+def _verdict(path: UPath, table: str) -> str | None:
+    """Why ``path`` is not a file of ``table`` (None: it is), remembered per file identity."""
+    identity = _identity(Path(path.path)) if _is_local(path) else None
+    if identity is None:
+        return _schema_problem(path, table)
+    key = (str(path), identity)
+    if key not in _FILE_VERDICTS:
+        if len(_FILE_VERDICTS) >= FILE_VERDICTS_KEPT:
+            _FILE_VERDICTS.clear()
+        _FILE_VERDICTS[key] = _schema_problem(path, table)
+    return _FILE_VERDICTS[key]
+
+
+def _schema_problem(path: UPath, table: str) -> str | None:
+    """Why the Parquet file at ``path`` does not hold ``table``'s contract, or None."""
+    record = table in RECORD_TABLES
+    fix = record_hint(path) if record else rebuild_hint(path.name[: -len(SUFFIX)])
+    try:
+        with path.open("rb") as handle:
+            schema = pq.read_schema(handle)
+    # A footer that does not decode, or a file the OS refuses to read.
+    except (pa.ArrowException, OSError) as exc:
+        return f"not a readable Parquet file ({type(exc).__name__}: {exc}); {fix}"
+    stored = dict(pl.from_arrow(schema.empty_table()).schema)  # type: ignore[union-attr]
+    expected = _CONTRACT_TYPES[table]
+    wrong = [
+        f"{name} is {dtype}, expected {expected[name]}"
+        for name, dtype in stored.items()
+        if name in expected and dtype != expected[name]
+    ]
+    unexpected = sorted(set(stored) - set(expected))
+    # Older records may lack newer columns, never the record's key.
+    missing = sorted(set(expected) - set(stored)) if not record else []
+    if record and next(iter(expected)) not in stored:
+        missing = [next(iter(expected))]
+    if not (wrong or unexpected or missing):
+        return None
+    found = "; ".join(
+        part
+        for part in (
+            f"missing {_some(missing)}" if missing else "",
+            f"unexpected {_some(unexpected)}" if unexpected else "",
+            _some(wrong),
+        )
+        if part
+    )
+    return (
+        f"its columns do not match the contract of {table} ({found}), e.g. a stray "
+        f"export or a file of an older layout; {fix}"
+    )
+
+
+def _some(items: list[str], shown: int = 4) -> str:
+    """The first ``shown`` items and how many more, so a message stays one short line."""
+    more = len(items) - shown
+    return ", ".join(items[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def _catalog_name(file: str, folder: Path) -> str:
+    """How the catalog names ``file``: relative to the catalog's own folder, so a copied
+    or moved folder of catalog and warehouse reads its own files. URLs stay as they are.
+    """
+    if "://" in file:
+        return file
+    name = os.path.relpath(file, folder)
+    # A client resolves '..' from the folder it really is in (its working directory or
+    # file_search_path): through a symlinked folder the lexical name would miss.
+    real = os.path.realpath(folder)
+    if os.path.realpath(os.path.join(real, name)) != os.path.realpath(file):
+        name = os.path.relpath(os.path.realpath(file), real)
+    return name
 
 
 def _current_signature(catalog: Path) -> str | None:
+    """The signature held by ``catalog`` if it is this product's healthy catalog."""
     identity = _identity(catalog)
     if identity is None:
         return None
@@ -524,47 +679,125 @@ def _current_signature(catalog: Path) -> str | None:
         with duckdb.connect(str(catalog), read_only=True) as con:
             row = con.execute(_READ_SIGNATURE).fetchall()
     except duckdb.Error:
-        return None  # unreadable or from an older layout: rebuild it
+        return None  # damaged, held, or from an older layout: rebuild it
     if not row:
         return None
     _KNOWN_CATALOGS[(str(catalog), identity)] = str(row[0][0])
     return str(row[0][0])
 
 
+def check_catalog_target(root: str, catalog: Path) -> None:
+    """Raise WarehouseError if a rebuild must not write ``catalog`` (nothing is written)."""
+    identity = _identity(catalog)
+    if identity is not None and (str(catalog), identity) in _KNOWN_CATALOGS:
+        return  # this process built or read that very file
+    refusal = (
+        glob_refusal("warehouse", root)
+        or glob_refusal("catalog", str(catalog))
+        or nesting_refusal(root, catalog)
+        or inspect_catalog(catalog).refusal()
+    )
+    if refusal:
+        raise WarehouseError(f"catalog not rebuilt: {refusal}")
+
+
+def catalog_problem(catalog: Path) -> str | None:
+    """None when the catalog is healthy or absent; else one line saying what is wrong
+    (empty, damaged, held read-write by another process, not this product's) and the fix.
+    """
+    return inspect_catalog(catalog).problem()
+
+
+_ORPHAN = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{32}\.tmp(\.wal)?")
+
+
+def _remove_catalog_orphans(catalog: Path) -> None:
+    """Delete what killed rebuilds left; called under the catalog lock, so no rebuild is live."""
+    if not catalog.parent.is_dir():
+        return
+    for entry in catalog.parent.iterdir():
+        match = _ORPHAN.fullmatch(entry.name)
+        if match and match["name"] == catalog.name:
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                logger.warning("left %s in place: %s", entry, exc)
+
+
 def _sql_literal(text: str) -> str:
-    # DDL cannot take bound parameters; the paths come from the environment config,
-    # never from users or partition keys.
+    # DDL cannot take bound parameters; the paths come from the environment config
+    # and the warehouse's listing of files whose names were checked, never from users.
     return "'" + text.replace("'", "''") + "'"
 
 
-def refresh_catalog(root: str, catalog: Path) -> bool:
-    """Make ``catalog`` hold one view per stored table; return True if it was rebuilt."""
+@dataclass(frozen=True)
+class CatalogRefresh:
+    """What a catalog refresh did: whether the file was rebuilt, and the files it views."""
+
+    rebuilt: bool
+    views: ViewFiles
+
+
+def refresh_catalog(root: str, catalog: Path, force: bool = False) -> CatalogRefresh:
+    """Make ``catalog`` hold one view per stored table over exactly its valid files.
+
+    The catalog is rebuilt when the list of files changes (or with ``force``); files
+    left out are logged as warnings and returned. A path that is not this product's
+    catalog is refused with a WarehouseError before anything is written.
+    """
     with _catalog_lock(catalog):
-        sources = _view_sources(root)
-        signature = json.dumps(sources, sort_keys=True)
-        if _current_signature(catalog) == signature:
-            return False
-        tmp = catalog.with_name(f".{catalog.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with duckdb.connect(str(tmp)) as con:
-                for view, glob in sources.items():
-                    # View names are the constants of VIEWS and the glob comes from
-                    # the environment config, quoted; DDL cannot take bound parameters.
-                    ddl = (
-                        f"CREATE VIEW {view} AS SELECT * FROM read_parquet("  # nosec B608
-                        f"{_sql_literal(glob)}, union_by_name = true)"
-                    )
-                    con.execute(ddl)
-                con.execute(_CREATE_SIGNATURE)
-                con.execute(_WRITE_SIGNATURE, [signature])
-            os.replace(tmp, catalog)
-            if (identity := _identity(catalog)) is not None:
-                _KNOWN_CATALOGS[(str(catalog), identity)] = signature
-        finally:
-            tmp.unlink(missing_ok=True)
-            tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+        # No rebuild runs while the lock is held: any temporary file is an orphan.
+        _remove_catalog_orphans(catalog)
+        views = view_files(root)
+        for line in views.skipped:
+            logger.warning("%s", line)
+        sources = {
+            view: tuple(_catalog_name(file, catalog.parent) for file in files)
+            for view, files in views.files.items()
+        }
+        signature = json.dumps(
+            {"storage": CATALOG_STORAGE_VERSION, "views": sources}, sort_keys=True
+        )
+        if not force and _current_signature(catalog) == signature:
+            return CatalogRefresh(False, views)
+        check_catalog_target(root, catalog)
+        _build_catalog(catalog, sources, signature)
         logger.info("catalog %s now has views %s", catalog, ", ".join(sources) or "(none)")
-        return True
+        return CatalogRefresh(True, views)
+
+
+def _build_catalog(catalog: Path, sources: Mapping[str, tuple[str, ...]], signature: str) -> None:
+    """Write the catalog under a temporary name and rename it over the old one."""
+    tmp = catalog.with_name(f".{catalog.name}.{uuid.uuid4().hex}.tmp")
+    new = "mfn_new_catalog"
+    try:
+        with duckdb.connect() as con:
+            # Relative names bind against the catalog's folder, as they do for users.
+            con.execute("SET file_search_path = ?", [str(catalog.parent)])
+            con.execute(
+                f"ATTACH {_sql_literal(str(tmp))} AS {new} "
+                f"(STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')"
+            )
+            for view, files in sources.items():
+                listed = ", ".join(_sql_literal(file) for file in files)
+                # View names are the constants of VIEWS; the files are quoted names
+                # listed from the warehouse. DDL cannot take bound parameters.
+                ddl = (
+                    f"CREATE VIEW {new}.{view} AS SELECT * FROM read_parquet("  # nosec B608
+                    f"[{listed}], union_by_name = true)"
+                )
+                con.execute(ddl)
+            con.execute(f"CREATE TABLE {new}.{MARKER_TABLE} (signature VARCHAR)")
+            con.execute(f"INSERT INTO {new}.{MARKER_TABLE} VALUES (?)", [signature])  # nosec B608
+            con.execute(f"DETACH {new}")
+        os.replace(tmp, catalog)
+        if (identity := _identity(catalog)) is not None:
+            _KNOWN_CATALOGS[(str(catalog), identity)] = signature
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
