@@ -21,6 +21,7 @@ import yaml
 from mfn_core.presets import NAME_PATTERN, Preset, PresetError, load_preset
 from mfn_core.resources import GIB, MIB, estimate_for
 from mfn_core.sweep import default_workers
+from mfn_pipeline.locations import glob_refusal, inspect_catalog, nesting_refusal
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_VAR, CONFIG_DIR_VAR = "MFN_ENV", "MFN_CONFIG_DIR"
@@ -142,10 +143,14 @@ def _load_environment(path: Path, name: str) -> Environment:
     catalog = os.environ.get(CATALOG_VAR) or text("catalog")
     if "://" in warehouse:
         _check_url(path, warehouse)
+    else:
+        warehouse = str(_local(warehouse))
+    catalog_path = _local(catalog)
+    _check_locations(path, warehouse, catalog_path)
     return Environment(
         name=name,
-        warehouse=warehouse if "://" in warehouse else str(_local(warehouse)),
-        catalog=_local(catalog),
+        warehouse=warehouse,
+        catalog=catalog_path,
         executor=text("executor", EXECUTORS),  # type: ignore[arg-type]
         max_concurrent=_positive_int(path, "max_concurrent", document["max_concurrent"]),
         log_level=text("log_level", LOG_LEVELS),
@@ -164,6 +169,18 @@ def _check_url(path: Path, url: str) -> None:
             f"which cannot be opened here ({exc}); allowed: a local folder or a URL of an "
             "installed fsspec file system (e.g. s3:// with s3fs installed)"
         ) from None
+
+
+def _check_locations(path: Path, warehouse: str, catalog: Path) -> None:
+    """Refuse locations that would make a build overwrite or a view read foreign files."""
+    for variable, problem in (
+        (WAREHOUSE_VAR, glob_refusal("warehouse", warehouse)),
+        (CATALOG_VAR, glob_refusal("catalog", str(catalog))),
+        (CATALOG_VAR, nesting_refusal(warehouse, catalog)),
+        (CATALOG_VAR, inspect_catalog(catalog).refusal()),
+    ):
+        if problem:
+            raise ConfigError(f"{path} (or ${variable}): {problem}")
 
 
 def _local(location: str) -> Path:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import duckdb
+import polars as pl
 import pytest
+
+from mfn_core.contracts import SCHEMAS
 
 from mfn_pipeline import defs, storage
 from mfn_pipeline.definitions import resources_for
@@ -58,3 +64,36 @@ def build(
         raise_on_error=False,
     )
     return result
+
+
+def contract_frame(
+    table: str, preset: str = "small", rows: int = 1, **values: object
+) -> pl.DataFrame:
+    """``rows`` rows with exactly ``table``'s contract columns and types (placeholders
+    unless given in ``values``): what the catalog accepts as one of the table's files.
+    """
+    placeholders: dict[type[pl.DataType], object] = {
+        pl.Int64: list(range(rows)),
+        pl.Float64: 0.5,
+        pl.Boolean: False,
+        pl.String: "x",
+        pl.List: [0.0],
+        pl.Datetime: dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    }
+    columns = {}
+    for name, column in SCHEMAS[table].columns.items():
+        dtype = column.dtype.type
+        value = values.get(name, preset if name == "preset" else placeholders[dtype.base_type()])
+        listed = value if isinstance(value, list) and dtype != pl.List else [value] * rows
+        columns[name] = pl.Series(name, listed, dtype=dtype)
+    return pl.DataFrame(columns)
+
+
+@contextlib.contextmanager
+def catalog_connection(catalog: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The catalog opened as a user does: read-only, its relative file names taken from
+    its own folder (file_search_path), whatever this process's working directory.
+    """
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        con.execute("SET file_search_path = ?", [str(Path(catalog).parent)])
+        yield con

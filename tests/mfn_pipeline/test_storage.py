@@ -19,38 +19,41 @@ from mfn_pipeline import storage
 from mfn_pipeline.partitions import SETTINGS
 from mfn_pipeline.storage import Warehouse, WarehouseError, refresh_catalog
 
-from .conftest import PROJECT
+from .conftest import PROJECT, catalog_connection, contract_frame
 
 
 def test_write_replaces_the_partition_and_leaves_no_temporary_file(warehouse: Warehouse) -> None:
-    warehouse.write("mfn_dataset", "small", pl.DataFrame({"sim_id": [1, 2], "preset": "small"}))
-    warehouse.write("mfn_dataset", "small", pl.DataFrame({"sim_id": [3], "preset": "small"}))
+    warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", rows=2))
+    warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", sim_id=[3]))
     folder = Path(warehouse.root) / "mfn_dataset"
     assert sorted(p.name for p in folder.iterdir()) == ["small.parquet"]
     assert warehouse.read("mfn_dataset", "small")["sim_id"].to_list() == [3]
-    with duckdb.connect(warehouse.catalog, read_only=True) as con:
+    with catalog_connection(warehouse.catalog) as con:
         assert con.execute("SELECT sim_id FROM dataset").fetchall() == [(3,)]
 
 
-def test_catalog_is_rebuilt_only_when_a_table_appears(warehouse: Warehouse) -> None:
+def test_catalog_is_rebuilt_only_when_its_list_of_files_changes(warehouse: Warehouse) -> None:
     root, catalog = warehouse.root, Path(warehouse.catalog)
-    warehouse.write("simulation_runs", "small", pl.DataFrame({"sim_id": [0]}))
+    warehouse.write("simulation_runs", "small", contract_frame("simulation_runs"))
     inode = catalog.stat().st_ino
-    assert not refresh_catalog(root, catalog)
-    warehouse.write("simulation_runs", "medium", pl.DataFrame({"sim_id": [1, 2]}))
-    assert catalog.stat().st_ino == inode  # a new partition needs no new catalog
-    with duckdb.connect(str(catalog), read_only=True) as con:
+    assert not refresh_catalog(root, catalog).rebuilt
+    warehouse.write("simulation_runs", "small", contract_frame("simulation_runs", rows=2))
+    assert catalog.stat().st_ino == inode  # a replaced partition needs no new catalog
+    warehouse.write("simulation_runs", "medium", contract_frame("simulation_runs", "medium"))
+    assert catalog.stat().st_ino != inode  # views read explicit lists of files
+    with catalog_connection(catalog) as con:
         assert con.execute("SELECT count(*) FROM runs").fetchall() == [(3,)]
-    warehouse.write_record("builds", "small", "run-1", pl.DataFrame({"build_id": ["x"]}))
+    inode = catalog.stat().st_ino
+    warehouse.write_record("builds", "small", "run-1", contract_frame("builds"))
     assert catalog.stat().st_ino != inode
 
 
 def test_a_reader_holding_the_catalog_open_never_blocks_a_build(warehouse: Warehouse) -> None:
-    warehouse.write("simulation_runs", "small", pl.DataFrame({"sim_id": [0]}))
-    with duckdb.connect(warehouse.catalog, read_only=True) as held:
-        warehouse.write("fractal_features", "small", pl.DataFrame({"sim_id": [0]}))
+    warehouse.write("simulation_runs", "small", contract_frame("simulation_runs"))
+    with catalog_connection(warehouse.catalog) as held:
+        warehouse.write("fractal_features", "small", contract_frame("fractal_features"))
         assert held.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
-    with duckdb.connect(warehouse.catalog, read_only=True) as con:
+    with catalog_connection(warehouse.catalog) as con:
         assert con.execute("SELECT count(*) FROM features").fetchall() == [(1,)]
 
 
@@ -94,6 +97,7 @@ def test_a_leftover_the_cleanup_cannot_remove_does_not_fail_the_write(
 READER = """
 import json, sys, time, duckdb, pathlib
 catalog, stop, out, mode = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+folder = str(pathlib.Path(catalog).parent)  # the views name files relative to it
 queries = errors = 0
 seen, failures = [], []
 held = None  # mode "held": one connection open for the whole test, as a notebook would
@@ -116,9 +120,11 @@ while not stop.exists():
         if mode == "held":
             if held is None:
                 held = duckdb.connect(catalog, read_only=True)
+                held.execute("SET file_search_path = ?", [folder])
             count(held)
         else:  # a new connection per query sees each rebuilt catalog
             with duckdb.connect(catalog, read_only=True) as fresh:
+                fresh.execute("SET file_search_path = ?", [folder])
                 count(fresh)
     except Exception as exc:
         errors += 1
@@ -197,7 +203,7 @@ def test_three_builds_at_once_while_a_reader_queries(tmp_path: Path) -> None:
     assert {(v, p) for v, p, _ in fresh["seen"]} == {
         (view, preset) for view in ("runs", "dataset") for preset in presets
     }
-    with duckdb.connect(env["MFN_CATALOG"], read_only=True) as con:
+    with catalog_connection(env["MFN_CATALOG"]) as con:
         counts = dict(
             con.execute("SELECT preset, count(*) FROM dataset GROUP BY preset").fetchall()
         )
@@ -236,7 +242,8 @@ def test_builds_keep_one_record_file_per_build(warehouse: Warehouse) -> None:
     history = warehouse.read_records("builds", "small")
     assert history is not None
     assert sorted(history["build_id"].to_list()) == ["run-1", "run-2"]
-    with duckdb.connect(warehouse.catalog, read_only=True) as con:
+    # Records of an older layout (a subset of the contract's columns) stay in the view.
+    with catalog_connection(warehouse.catalog) as con:
         assert con.execute("SELECT count(*) FROM builds").fetchall() == [(2,)]
 
 
