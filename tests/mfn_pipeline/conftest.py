@@ -14,7 +14,6 @@ import polars as pl
 import pytest
 
 from mfn_core.contracts import SCHEMAS
-
 from mfn_pipeline import defs, storage
 from mfn_pipeline.definitions import resources_for
 from mfn_pipeline.partitions import SETTINGS

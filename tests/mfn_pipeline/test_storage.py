@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from hypothesis import given, settings
