@@ -1,4 +1,4 @@
-"""Load: every preset rebuilt three times under a reader, and a 10,000-run sweep."""
+"""Load: every preset rebuilt three times under a reader (sweep memory: test_sweep_memory)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from benchmarks.load import run_load
-from benchmarks.sweep_memory import measure
 from mfn_pipeline.partitions import SETTINGS
 
 
@@ -24,12 +23,3 @@ def test_three_backfills_of_every_preset_under_a_reader_lose_and_duplicate_nothi
     queries = report.reader["queries"]
     assert isinstance(queries, int)
     assert queries > 100
-
-
-@pytest.mark.slow
-def test_a_10000_run_sweep_needs_barely_more_memory_than_100_runs() -> None:
-    short, long = measure(100), measure(10_000)
-    assert (short.runs, long.runs) == (100, 10_000)
-    assert long.failed == 0
-    # Side by side in one run: rows grow 100x, the peak must not follow.
-    assert long.peak_rss_mib < 1.5 * short.peak_rss_mib, (short, long)
