@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mfn_core.errors import ParamError
 from mfn_core.features import ALL_FEATURE_NAMES
-from mfn_core.params import PARAM_SPECS, SEED_MAX, SimParams, check_value, unknown_names
+from mfn_core.params import PARAM_SPECS, SEED_MAX, SimParams, check_value, shown, unknown_names
+from mfn_core.yaml_files import read_yaml
 
 NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 MAX_SAMPLES = 1_000_000
@@ -30,6 +29,7 @@ REQUIRED_KEYS = ("name", "grid_size", "steps", "num_samples", "seeds_per_config"
 OPTIONAL_KEYS = ("description", "sweep", "params", "expect")
 EXPECT_KEYS = ("ranges", "constant", "max_runtime_s", "max_peak_memory_mib")
 MAX_REASON_CHARS = 500
+MAX_DESCRIPTION_CHARS = 2000
 # Columns of the data set whose values an expect: block may bound.
 EXPECTABLE_COLUMNS: tuple[str, ...] = (
     "growth_events",
@@ -125,19 +125,16 @@ class Preset:
 def load_preset(path: str | Path) -> Preset:
     """Read and validate one preset file; raise PresetError naming file, field and value."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"{path}: cannot read preset file ({exc})") from exc
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PresetError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_preset(document, path)
+    return parse_preset(read_yaml(path, PresetError), path)
 
 
 def parse_preset(document: object, path: Path) -> Preset:
     """Validate a parsed YAML document as a preset read from ``path``."""
+    if document is None:
+        raise PresetError(
+            f"{path}: the file is empty (a half-written or truncated file?); allowed: a "
+            f"mapping of {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}"
+        )
     if not isinstance(document, dict):
         raise PresetError(
             f"{path}: the document is a {type(document).__name__}; allowed: a mapping of "
@@ -154,18 +151,21 @@ def parse_preset(document: object, path: Path) -> Preset:
     name = document["name"]
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise PresetError(
-            f"{path}: name = {name!r} is not a valid preset name; "
+            f"{path}: name = {shown(name)} is not a valid preset name; "
             "allowed: 1 to 64 characters from a-z, 0-9, '_' and '-'"
         )
     description = document.get("description", "")
-    if not isinstance(description, str):
-        raise PresetError(f"{path}: description = {description!r} is not text; allowed: a string")
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS:
+        raise PresetError(
+            f"{path}: description = {shown(description)} is invalid; allowed: text of at "
+            f"most {MAX_DESCRIPTION_CHARS} characters"
+        )
 
     def integer(key: str, low: int, high: int) -> int:
         value = document[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise PresetError(
-                f"{path}: {key} = {value!r} is invalid; allowed: an integer in [{low}, {high}]"
+                f"{path}: {key} = {shown(value)} is invalid; allowed: an integer in [{low}, {high}]"
             )
         return value
 
@@ -214,14 +214,15 @@ def _sweepable(key: object, path: Path, section: str) -> str:
 def _parse_sweep(section: object, path: Path) -> tuple[tuple[str, tuple[Any, ...]], ...]:
     if not isinstance(section, dict):
         raise PresetError(
-            f"{path}: sweep = {section!r} is not a mapping; allowed: parameter -> list of values"
+            f"{path}: sweep = {shown(section)} is not a mapping; "
+            "allowed: parameter -> list of values"
         )
     sweep = []
     for key, values in section.items():
         name = _sweepable(key, path, "sweep")
         if not isinstance(values, list) or not values:
             raise PresetError(
-                f"{path}: sweep.{name} = {values!r} is not a non-empty list; "
+                f"{path}: sweep.{name} = {shown(values)} is not a non-empty list; "
                 "allowed: a list of values, e.g. [0.1, 0.2]"
             )
         checked = tuple(
@@ -237,7 +238,7 @@ def _parse_sweep(section: object, path: Path) -> tuple[tuple[str, tuple[Any, ...
 def _parse_params(section: object, path: Path, swept: set[str]) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise PresetError(
-            f"{path}: params = {section!r} is not a mapping; allowed: parameter -> value"
+            f"{path}: params = {shown(section)} is not a mapping; allowed: parameter -> value"
         )
     params = {}
     for key, value in section.items():
@@ -264,13 +265,13 @@ def _reject_unknown(
 def _parse_expect(section: object, path: Path) -> Expectations:
     if not isinstance(section, dict):
         raise PresetError(
-            f"{path}: expect = {section!r} is not a mapping; allowed: {', '.join(EXPECT_KEYS)}"
+            f"{path}: expect = {shown(section)} is not a mapping; allowed: {', '.join(EXPECT_KEYS)}"
         )
     _reject_unknown(section, EXPECT_KEYS, path, "expect.")
     ranges_section = section.get("ranges") or {}
     if not isinstance(ranges_section, dict):
         raise PresetError(
-            f"{path}: expect.ranges = {ranges_section!r} is not a mapping; "
+            f"{path}: expect.ranges = {shown(ranges_section)} is not a mapping; "
             "allowed: column -> [low, high]"
         )
     ranges = {}
@@ -288,7 +289,7 @@ def _parse_expect(section: object, path: Path) -> Expectations:
             or bounds[0] > bounds[1]
         ):
             raise PresetError(
-                f"{path}: expect.ranges.{column} = {bounds!r} is invalid; "
+                f"{path}: expect.ranges.{column} = {shown(bounds)} is invalid; "
                 "allowed: [low, high], two finite numbers with low <= high"
             )
         ranges[column] = (float(bounds[0]), float(bounds[1]))
@@ -297,7 +298,7 @@ def _parse_expect(section: object, path: Path) -> Expectations:
         value = section.get(key)
         if value is not None and (not is_finite_number(value) or value <= 0):
             raise PresetError(
-                f"{path}: expect.{key} = {value!r} is invalid; allowed: a finite number > 0"
+                f"{path}: expect.{key} = {shown(value)} is invalid; allowed: a finite number > 0"
             )
         ceilings[key] = None if value is None else float(value)
     return Expectations(
@@ -309,7 +310,7 @@ def _parse_constant(section: object, path: Path) -> dict[str, str]:
     """expect.constant: feature column -> why it holds one value across the preset."""
     if not isinstance(section, dict):
         raise PresetError(
-            f"{path}: expect.constant = {section!r} is not a mapping; "
+            f"{path}: expect.constant = {shown(section)} is not a mapping; "
             "allowed: feature column -> the reason it is constant"
         )
     constant = {}
@@ -322,7 +323,7 @@ def _parse_constant(section: object, path: Path) -> dict[str, str]:
             )
         if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_CHARS:
             raise PresetError(
-                f"{path}: expect.constant.{column} = {reason!r} is invalid; allowed: a "
+                f"{path}: expect.constant.{column} = {shown(reason)} is invalid; allowed: a "
                 f"non-empty reason of at most {MAX_REASON_CHARS} characters"
             )
         constant[column] = " ".join(reason.split())

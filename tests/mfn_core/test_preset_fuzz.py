@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +59,17 @@ PATHS = [
 ]
 
 
-def loads(text: str) -> Preset | None:
+def loads(text: str | bytes) -> Preset | None:
     """Load ``text`` as a preset file: a Preset, or None for a clean PresetError."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fuzzed.yaml"
-        path.write_text(text, encoding="utf-8")
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
         try:
             return load_preset(path)
         except PresetError as exc:
             message = str(exc)
-        assert str(path) in message, f"the message does not name the file: {message}"
+        assert message.startswith(f"{path}: "), f"the message does not name the file: {message}"
+        assert "\n" not in message, f"the message is not one line: {message!r}"
         return None
 
 
@@ -83,7 +85,79 @@ def mutated(changes: list[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
     return document
 
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The deadline catches a hang or a blow-up, not a slow example: a file is at most
+# 32 KiB, which parses in well under a second even on a busy machine.
+FUZZ = settings(
+    max_examples=300,
+    deadline=timedelta(seconds=10),
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# Pieces of YAML that reach the loader's refusals and PyYAML's corners: anchors and
+# aliases, merge keys, tags (Python ones included), complex keys, flow and block
+# nesting, documents, directives, long numbers, quoting and escapes.
+YAML_PIECES = st.sampled_from(
+    [
+        "&a ",
+        "*a",
+        "&b ",
+        "*b",
+        "<<: ",
+        "!!python/object/apply:os.system ",
+        "!!binary ",
+        "!!set ",
+        "!!int ",
+        "!!float ",
+        "!include ",
+        "!!str ",
+        "? ",
+        ": ",
+        "- ",
+        "[",
+        "]",
+        "{",
+        "}",
+        ", ",
+        "\n",
+        "  ",
+        "---\n",
+        "...\n",
+        "%YAML 1.1\n",
+        "%TAG ! tag:x,\n",
+        "# c\n",
+        "name",
+        "grid_size",
+        "steps",
+        "description",
+        "sweep",
+        "alpha",
+        "expect",
+        "small",
+        "0x1F",
+        "0o17",
+        "1_000",
+        "1:30:00",
+        "9" * 70,
+        "1e999",
+        ".nan",
+        "-.inf",
+        "~",
+        "null",
+        "yes",
+        "2026-11-23",
+        '"\\x00"',
+        "'it''s'",
+        '"\\u00e9"',
+        "|\n  x\n",
+        ">-\n  y\n",
+        "\t",
+        "\ufeff",
+        "\x85",
+        "\u2028",
+        "é",
+        "0.15",
+        "32",
+    ]
+)
 
 
 @FUZZ
@@ -112,3 +186,25 @@ def test_the_valid_preset_loads() -> None:
     preset = loads(yaml.safe_dump(VALID))
     assert preset is not None
     assert preset.name == "small"
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_any_bytes_load_or_fail_cleanly(data: bytes) -> None:
+    loads(data)
+
+
+@FUZZ
+@given(st.lists(YAML_PIECES, max_size=60).map("".join))
+def test_any_yaml_syntax_loads_or_fails_cleanly(text: str) -> None:
+    loads(text)
+
+
+@FUZZ
+@given(st.lists(YAML_PIECES, max_size=30).map("".join))
+def test_yaml_syntax_inside_a_valid_preset_loads_or_fails_cleanly(text: str) -> None:
+    # Appended to a valid file, so the pieces meet a mapping already under way.
+    base = yaml.safe_dump(VALID)
+    preset = loads(base + text)
+    if preset is not None:
+        assert preset.name == "small"

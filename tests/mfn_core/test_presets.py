@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +12,7 @@ import yaml
 
 from mfn_core import ParamError
 from mfn_core.presets import PresetError, load_preset
+from mfn_core.yaml_files import MAX_FILE_BYTES
 
 PRESETS = Path(__file__).parents[2] / "configs" / "presets"
 
@@ -117,9 +122,168 @@ def test_unreadable_documents(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(PresetError, match="cannot read preset file"):
+    with pytest.raises(PresetError, match=r"absent\.yaml: no such file"):
         load_preset(tmp_path / "absent.yaml")
 
 
 def test_preset_error_is_a_param_error() -> None:
     assert issubclass(PresetError, ParamError)
+
+
+SMALL = (PRESETS / "small.yaml").read_text(encoding="utf-8")
+# The classic "billion laughs": 445 bytes that stand for 9^9 strings once expanded.
+ALIAS_BOMB = "description:\n" + "".join(
+    f"  {name}: &{name} [{', '.join([item] * 9)}]\n"
+    for name, item in zip("abcdefghi", ['"lol"', *(f"*{c}" for c in "abcdefgh")], strict=True)
+)
+
+
+def _hostile(folder: Path) -> dict[str, str]:
+    """Write every hostile file into ``folder``; return file name -> expected message."""
+    expected: dict[str, str] = {}
+
+    def put(name: str, content: str | bytes, message: str) -> None:
+        data = content.encode() if isinstance(content, str) else content
+        (folder / name).write_bytes(data)
+        expected[name] = message
+
+    bomb = SMALL.replace("description: Quick", "title: Quick") + ALIAS_BOMB
+    first_alias = SMALL.count("\n") + 3
+    put("bomb.yaml", bomb, f"line {first_alias}, column 10: alias *a is not allowed")
+    put("deep.yaml", SMALL + "x: " + "[" * 900 + "]" * 900 + "\n", "nested more than 32 levels")
+    put(
+        "bigint.yaml",
+        SMALL.replace("base_seed: 42", "base_seed: " + "9" * 5000),
+        "line 7, column 12: an integer of 5000 characters; allowed: at most 64",
+    )
+    put(
+        "sexagesimal.yaml",
+        SMALL.replace("base_seed: 42", "base_seed: " + ":".join(["59"] * 2000)),
+        "an integer of 5999 characters",
+    )
+    put(
+        "dup.yaml",
+        SMALL.replace("steps: 50", "steps: 50\nnum_samples: 99\nsteps: 5000"),
+        "line 6, column 1: key 'steps' is given twice (lines 4 and 6); keep one",
+    )
+    put(
+        "dup_nested.yaml",
+        SMALL.replace("alpha: [0.15]", "{alpha: [0.15], alpha: [0.2]}").replace(
+            "sweep:\n  ", "sweep: "
+        ),
+        "key 'alpha' is given twice (lines 8 and 8)",
+    )
+    put(
+        "python_tag.yaml",
+        SMALL + "x: !!python/object/apply:os.system ['touch /tmp/owned']\n",
+        "could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply",
+    )
+    put("local_tag.yaml", SMALL + "x: !include /etc/passwd\n", "for the tag '!include'")
+    put("binary.yaml", b"\x89PNG\r\n\x1a\n\x00\xff" * 50, "not UTF-8 text (byte 0 is 0x89)")
+    put("latin1.yaml", SMALL.replace("Quick", "Qu\xefck").encode("latin-1"), "not UTF-8 text")
+    put("nul.yaml", SMALL + "\x00\n", "special characters are not allowed")
+    put("huge.yaml", SMALL + "#" * 200_000 + "\n", f"allowed: at most {MAX_FILE_BYTES} bytes")
+    # The slowest kind of file PyYAML parses, as large as allowed.
+    wide = SMALL + "x: ["
+    put("wide.yaml", wide + "1," * ((MAX_FILE_BYTES - len(wide) - 2) // 2) + "]\n", "'x'")
+    put(
+        "long_scalar.yaml",
+        SMALL.replace("Quick check", "Quick check" + "!" * 20_000),
+        "description = 'Quick check!!!",
+    )
+    put("empty.yaml", "", "the file is empty")
+    put("half.yaml", SMALL[: SMALL.index("num_samples")], "missing required field num_samples")
+    put("list.yaml", "- " * 31 + "x\n", "the document is a list")
+    put("two_documents.yaml", SMALL + "---\n" + SMALL, "expected a single document")
+    put(
+        "merge.yaml",
+        SMALL.replace("params:\n", "params:\n  <<: *base\n").replace("sweep:", "sweep: &base"),
+        "alias *base is not allowed",
+    )
+    put("unhashable.yaml", SMALL + "? [a, b]\n: 1\n", "a key that is a list or mapping")
+    os.mkfifo(folder / "fifo.yaml")
+    expected["fifo.yaml"] = "is a FIFO (named pipe), not a regular file"
+    (folder / "zero.yaml").symlink_to("/dev/zero")
+    expected["zero.yaml"] = "is a character device, not a regular file"
+    (folder / ".#lock.yaml").symlink_to("user@host.12345:1700000000")
+    expected[".#lock.yaml"] = "a broken symbolic link"
+    (folder / "folder.yaml").mkdir()
+    expected["folder.yaml"] = "is a directory"
+    return expected
+
+
+# Loads each file in a child process whose address space is capped, so a bomb fails
+# with MemoryError there instead of exhausting the machine, and a hang hits the timeout.
+LOAD_ALL = """
+import json, resource, sys, time
+from pathlib import Path
+from mfn_core.presets import PresetError, load_preset
+valid = Path(sys.argv[2])
+load_preset(valid)  # every module loaded
+start = time.perf_counter()
+load_preset(valid)
+print(json.dumps(["(valid)", "loaded", time.perf_counter() - start]), flush=True)
+limit = int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+for path in sorted(Path(sys.argv[1]).iterdir()):
+    start = time.perf_counter()
+    try:
+        load_preset(path)
+        outcome = "loaded"
+    except PresetError as exc:
+        outcome = str(exc)
+    except BaseException as exc:
+        outcome = f"ESCAPED {type(exc).__name__}: {str(exc)[:200]}"
+    seconds = time.perf_counter() - start
+    print(json.dumps([path.name, outcome, seconds]), flush=True)
+"""
+
+
+def _address_space() -> int:
+    """This interpreter's address space with the loader imported, for the child's cap."""
+    code = (
+        "import resource, mfn_core.presets;"
+        "print(int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize())"
+    )
+    return int(subprocess.check_output([sys.executable, "-c", code], text=True, timeout=120))
+
+
+def test_hostile_files_fail_alone_bounded_and_named(tmp_path: Path) -> None:
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    expected = _hostile(folder)
+    # 512 MiB above what the loaded interpreter maps: the bomb alone needs gigabytes.
+    cap = _address_space() + 512 * 2**20
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_ALL, str(folder), str(PRESETS / "small.yaml"), str(cap)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcomes = {
+        name: (message, seconds)
+        for name, message, seconds in map(json.loads, result.stdout.splitlines())
+    }
+    valid_load = outcomes.pop("(valid)")[1]
+    assert sorted(outcomes) == sorted(expected)
+    for name, fragment in expected.items():
+        message, seconds = outcomes[name]
+        assert message.startswith(f"{folder / name}: "), (name, message)
+        assert fragment in message, (name, message)
+        assert "\n" not in message
+        assert len(message) < 400, (name, len(message))
+        # Time grows with the bytes read, which are capped: per byte, no file costs
+        # more than a few times a valid preset (a loose factor: the machine is shared).
+        size = (folder / name).lstat().st_size if (folder / name).is_file() else 0
+        assert seconds < 20 * valid_load * max(1.0, size / len(SMALL)), (name, seconds)
+
+
+def test_aliases_are_refused_but_a_lone_anchor_and_other_encodings_load(tmp_path: Path) -> None:
+    anchored = SMALL.replace("sweep:", "sweep: &grid")
+    assert load_preset(write(tmp_path, anchored)).name == "small"
+    assert load_preset(write(tmp_path, "\ufeff" + SMALL)).name == "small"  # a BOM
+    assert load_preset(write(tmp_path, SMALL.replace("\n", "\r\n"))).name == "small"
+    with pytest.raises(PresetError, match=r"line 3, column 14: alias \*d is not allowed"):
+        load_preset(write(tmp_path, "x: &d text\nname: small\ndescription: *d\n"))
