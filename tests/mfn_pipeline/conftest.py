@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,3 +97,21 @@ def catalog_connection(catalog: Path | str) -> Iterator[duckdb.DuckDBPyConnectio
     with duckdb.connect(str(catalog), read_only=True) as con:
         con.execute("SET file_search_path = ?", [str(Path(catalog).parent)])
         yield con
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs: writes beyond it fail with ENOSPC, as on a full disk."""
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert mounted.returncode == 0, f"the disk-full test mounts a tmpfs (needs root): {mounted}"
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)

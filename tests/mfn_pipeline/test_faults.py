@@ -129,24 +129,6 @@ def test_a_damaged_build_record_is_named_with_its_fix_and_keeps_the_others_reada
 # --- a full disk ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MiB tmpfs: writes beyond it fail with ENOSPC, as on a full disk."""
-    mountpoint = tmp_path / "disk"
-    mountpoint.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert mounted.returncode == 0, f"the disk-full test mounts a tmpfs (needs root): {mounted}"
-    try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", str(mountpoint)], check=True)
-
-
 def test_disk_full_during_a_write_is_a_clear_error_and_keeps_the_previous_partition(
     small_disk: Path, tmp_path: Path
 ) -> None:
