@@ -192,6 +192,31 @@ def cmd_sql(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
+    import duckdb  # noqa: PLC0415 - only this command opens DuckDB itself
+
+    from mfn_pipeline.storage import VIEWS, catalog_problem, refresh_catalog  # noqa: PLC0415
+
+    env = _settings().environment
+    before = catalog_problem(env.catalog)
+    try:
+        refreshed = refresh_catalog(env.warehouse, env.catalog, force=True)
+    except duckdb.Error as exc:
+        sys.stderr.write(f"mfn catalog: {env.catalog}: could not be rebuilt: {exc}\n")
+        return EXIT_FAILURE
+    files = refreshed.views.files
+    rows = [
+        {"view": view, "table": table, "files": len(files.get(view, ()))}
+        for view, table in VIEWS.items()
+    ]
+    _print_table(pl.DataFrame(rows), out)
+    was = f" (it was: {before})" if before else ""
+    out.write(f"{env.catalog}: rebuilt from {env.warehouse}{was}\n")
+    for line in refreshed.views.skipped:
+        out.write(f"skipped {line}\n")
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     preset = args.preset
     frame = _stored(preset, "mfn_dataset")
@@ -308,6 +333,11 @@ def parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=FORMATS, default="table")
     sql.add_argument("--out", type=Path, help="write to this file instead of the terminal")
     sql.set_defaults(run=cmd_sql)
+
+    rebuild = commands.add_parser(
+        "catalog", help="rebuild the DuckDB catalog from the warehouse now and list its views"
+    )
+    rebuild.set_defaults(run=cmd_catalog)
 
     export = commands.add_parser("export", help="write a preset's ML-ready data set to a file")
     export.add_argument("preset", metavar="PRESET")

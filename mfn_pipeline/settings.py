@@ -1,14 +1,18 @@
 """Configuration of the code location: the environment file and every preset.
 
-Everything is validated when the code location loads: an invalid file stops the load
-with one :class:`ConfigError` naming the file, the field, the value and what is
-allowed. ``MFN_ENV`` picks ``configs/environments/<name>.yaml`` (default ``dev``);
-``MFN_CONFIG_DIR`` points at another ``configs`` folder; ``MFN_WAREHOUSE`` and
-``MFN_CATALOG`` override where data is written.
+Everything is validated when the code location loads. An invalid environment file
+stops the load with one :class:`ConfigError` naming the file, the field, the value and
+what is allowed. An invalid preset file fails only itself: it becomes a
+:class:`PresetProblem` with that message, the other presets load, and under its name
+it stays a partition whose runs fail at once with the message. ``MFN_ENV`` picks
+``configs/environments/<name>.yaml`` (default ``dev``); ``MFN_CONFIG_DIR`` points at
+another ``configs`` folder; ``MFN_WAREHOUSE`` and ``MFN_CATALOG`` override where data
+is written.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,11 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import fsspec
-import yaml
 
 from mfn_core.presets import NAME_PATTERN, Preset, PresetError, load_preset
 from mfn_core.resources import GIB, MIB, estimate_for
 from mfn_core.sweep import default_workers
+from mfn_core.yaml_files import read_yaml
 from mfn_pipeline.locations import glob_refusal, inspect_catalog, nesting_refusal
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +37,9 @@ PRESET_LIMIT_KEYS = ("grid_size", "steps", "num_samples")
 BUDGET_KEYS = ("memory_mib", "storage_gib")
 LIMIT_KEYS = (*PRESET_LIMIT_KEYS, "wall_clock_s", *BUDGET_KEYS)
 ENV_KEYS = ("warehouse", "catalog", "executor", "max_concurrent", "log_level", "limits")
+PRESET_SUFFIX = ".yaml"
+
+logger = logging.getLogger(__name__)
 
 Executor = Literal["in_process", "multiprocess"]
 
@@ -71,11 +78,37 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class PresetProblem:
+    """A preset file that did not load, and why (one line naming the file).
+
+    ``partition`` is the key the file would have had: its runs fail with the message,
+    so the nightly schedule and the UI show the problem where the preset would be. It
+    is None when the file cannot be a partition (an invalid file name, or another
+    file already holds the name).
+    """
+
+    path: Path
+    message: str
+    partition: str | None
+
+
+@dataclass(frozen=True)
 class Settings:
-    """The validated configuration: one environment and the presets, keyed by name."""
+    """The validated configuration: one environment, the presets keyed by name, and
+    the preset files that failed to load."""
 
     environment: Environment
     presets: Mapping[str, Preset]
+    problems: tuple[PresetProblem, ...] = ()
+
+    @property
+    def partitions(self) -> list[str]:
+        """Every partition key: the presets that loaded and the files that failed."""
+        return sorted({*self.presets, *(p.partition for p in self.problems if p.partition)})
+
+    def problem_of(self, partition: str) -> PresetProblem | None:
+        """Why ``partition`` has no preset, or None if it has one (or does not exist)."""
+        return next((p for p in self.problems if p.partition == partition), None)
 
 
 def load_settings(config_dir: Path | None = None, env_name: str | None = None) -> Settings:
@@ -88,24 +121,19 @@ def load_settings(config_dir: Path | None = None, env_name: str | None = None) -
             "allowed: a-z, 0-9, '_' and '-', e.g. dev or prod"
         )
     environment = _load_environment(config_dir / "environments" / f"{env_name}.yaml", env_name)
-    return Settings(environment, _load_presets(config_dir / "presets", environment))
+    presets, problems = _load_presets(config_dir / "presets", environment)
+    return Settings(environment, presets, problems)
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """The environment file, read as safely as a preset (the same hardened reader)."""
+    if not path.exists() and not path.is_symlink():
         folder = path.parent
         known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
         raise ConfigError(
             f"{path}: no such file; allowed: one of {', '.join(known) or '(none found)'}"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        )
+    return read_yaml(path, ConfigError)
 
 
 def _load_environment(path: Path, name: str) -> Environment:
@@ -176,8 +204,8 @@ def _check_locations(path: Path, warehouse: str, catalog: Path) -> None:
     for variable, problem in (
         (WAREHOUSE_VAR, glob_refusal("warehouse", warehouse)),
         (CATALOG_VAR, glob_refusal("catalog", str(catalog))),
-        (CATALOG_VAR, nesting_refusal(warehouse, catalog)),
         (CATALOG_VAR, inspect_catalog(catalog).refusal()),
+        (CATALOG_VAR, nesting_refusal(warehouse, catalog)),
     ):
         if problem:
             raise ConfigError(f"{path} (or ${variable}): {problem}")
@@ -195,36 +223,91 @@ def _positive_int(path: Path, field: str, value: object) -> int:
     return value
 
 
-def _load_presets(folder: Path, environment: Environment) -> dict[str, Preset]:
-    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
-    if not files:
-        raise ConfigError(f"{folder}: no preset files; allowed: one or more <name>.yaml files")
-    presets = {}
-    for path in files:
-        if not NAME_PATTERN.fullmatch(path.stem):
-            raise ConfigError(
-                f"{path}: file name {path.stem!r} is not a preset name; "
-                "allowed: 1 to 64 characters from a-z, 0-9, '_' and '-'"
+def _load_presets(
+    folder: Path, environment: Environment
+) -> tuple[dict[str, Preset], tuple[PresetProblem, ...]]:
+    """Every preset in ``folder`` that loads, and a problem for each file that does not."""
+    entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    candidates = [path for path in entries if not _ignored(path.name)]
+    claimed = {path.stem for path in candidates if path.suffix == PRESET_SUFFIX}
+    presets: dict[str, Preset] = {}
+    problems: list[PresetProblem] = []
+    for path in candidates:
+        if path.suffix.lower() not in (PRESET_SUFFIX, ".yml"):
+            continue  # a README or notes beside the presets
+        valid_name = NAME_PATTERN.fullmatch(path.stem) is not None
+        if path.suffix != PRESET_SUFFIX:
+            # A preset under another spelling must not be silently skipped: say so, and
+            # fail its partition unless the proper file holds that name.
+            taken = path.stem in claimed
+            problems.append(
+                PresetProblem(
+                    path,
+                    f"{path}: preset files end in {PRESET_SUFFIX}, so this file is not read; "
+                    + (
+                        f"{path.stem}{PRESET_SUFFIX} exists too and is the one read: "
+                        "delete this file or merge it into that one"
+                        if taken
+                        else f"rename it to {path.stem}{PRESET_SUFFIX}"
+                    ),
+                    path.stem if valid_name and not taken else None,
+                )
             )
+            continue
+        if not valid_name:
+            problems.append(
+                PresetProblem(
+                    path,
+                    f"{path}: file name {path.stem!r} is not a preset name; "
+                    "allowed: 1 to 64 characters from a-z, 0-9, '_' and '-'",
+                    None,
+                )
+            )
+            continue
         try:
             preset = load_preset(path)
-        except PresetError as exc:
-            raise ConfigError(str(exc)) from None
-        if preset.name != path.stem:
-            raise ConfigError(
-                f"{path}: name = {preset.name!r} differs from the file name; "
-                f"allowed: {path.stem!r} (the name is the partition key)"
-            )
-        for key in PRESET_LIMIT_KEYS:
-            value, limit = getattr(preset, key), getattr(environment.limits, key)
-            if value > limit:
-                raise ConfigError(
-                    f"{path}: {key} = {value} exceeds the {environment.name} environment's "
-                    f"limit; allowed: at most {limit}"
-                )
-        check_budget(path, preset, environment)
+            check_preset(path, preset, environment)
+        except (PresetError, ConfigError) as exc:
+            problems.append(PresetProblem(path, str(exc), path.stem))
+            continue
         presets[preset.name] = preset
-    return presets
+    if not presets and not problems:
+        raise ConfigError(
+            f"{folder}: no preset files; allowed: one or more <name>{PRESET_SUFFIX} files"
+        )
+    for problem in problems:
+        logger.info("preset not loaded: %s", problem.message)
+    return presets, tuple(problems)
+
+
+def _ignored(name: str) -> bool:
+    """Files editors and tools leave beside the presets, never presets themselves.
+
+    Hidden files (Emacs lock links ``.#small.yaml``, Vim swap files, macOS ``._*``),
+    backups ``small.yaml~`` and autosaves ``#small.yaml#``.
+    """
+    return name.startswith(".") or name.endswith("~") or (name.startswith("#") and len(name) > 1)
+
+
+def check_preset(path: Path, preset: Preset, environment: Environment) -> None:
+    """Refuse a loaded preset that does not fit its file name or the environment.
+
+    One ConfigError naming the file; the caller turns it into this preset's problem
+    alone. Each check of a preset against the environment belongs here.
+    """
+    if preset.name != path.stem:
+        raise ConfigError(
+            f"{path}: name = {preset.name!r} differs from the file name; "
+            f"allowed: {path.stem!r} (the name is the partition key)"
+        )
+    for key in PRESET_LIMIT_KEYS:
+        value, limit = getattr(preset, key), getattr(environment.limits, key)
+        if value > limit:
+            raise ConfigError(
+                f"{path}: {key} = {value} exceeds the {environment.name} environment's "
+                f"limit; allowed: at most {limit}"
+            )
+    check_budget(path, preset, environment)
 
 
 def check_budget(path: Path, preset: Preset, environment: Environment) -> None:

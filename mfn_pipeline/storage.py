@@ -610,7 +610,12 @@ def _verdict(path: UPath, table: str) -> str | None:
 def _schema_problem(path: UPath, table: str) -> str | None:
     """Why the Parquet file at ``path`` does not hold ``table``'s contract, or None."""
     record = table in RECORD_TABLES
-    fix = record_hint(path) if record else rebuild_hint(path.name[: -len(SUFFIX)])
+    fix = (
+        record_hint(path)
+        if record
+        else "move it out of the warehouse if it is no partition of a preset, else "
+        + rebuild_hint(path.name[: -len(SUFFIX)])
+    )
     try:
         with path.open("rb") as handle:
             schema = pq.read_schema(handle)
@@ -694,8 +699,8 @@ def check_catalog_target(root: str, catalog: Path) -> None:
     refusal = (
         glob_refusal("warehouse", root)
         or glob_refusal("catalog", str(catalog))
-        or nesting_refusal(root, catalog)
         or inspect_catalog(catalog).refusal()
+        or nesting_refusal(root, catalog)
     )
     if refusal:
         raise WarehouseError(f"catalog not rebuilt: {refusal}")
