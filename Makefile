@@ -83,7 +83,7 @@ bench-pipeline: $(STAMP)
 load: $(STAMP)
 	$(BIN)/python -m benchmarks.load
 
-## sweep-memory: peak RSS of a 10,000-run sweep beside a 100-run sweep
+## sweep-memory: peak RSS of the streaming build for N and 8N runs, and measured/estimated cost
 sweep-memory: $(STAMP)
 	$(BIN)/python -m benchmarks.sweep_memory
 

@@ -228,8 +228,9 @@ class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
                 full = getattr(exc, "errno", None) == errno.ENOSPC or (
                     os.strerror(errno.ENOSPC) in reason
                 )
+                tries = f"in {attempts} attempts" if attempts > 1 else "(a stream is written once)"
                 raise WarehouseError(
-                    f"{path}: could not be written in {attempts} attempts ({reason}); the "
+                    f"{path}: could not be written {tries} ({reason}); the "
                     "previous version, if any, is untouched"
                     f"{'; free space on that file system' if full else ''}, then rebuild"
                 ) from exc
@@ -812,9 +813,18 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         path = self.warehouse.write(context.asset_key.path[-1], context.partition_key, obj)
-        context.add_output_metadata(
-            {"path": dg.MetadataValue.path(str(path)), "size_bytes": path.stat().st_size}
-        )
+        metadata: dict[str, dg.MetadataValue] = {
+            "path": dg.MetadataValue.path(str(path)),
+            "size_bytes": dg.MetadataValue.int(path.stat().st_size),
+        }
+        # Files the catalog's views leave out are shown where the build is looked at;
+        # their footers were just read by the write's catalog refresh, so this only lists.
+        skipped = view_files(self.warehouse.root).skipped
+        if skipped:
+            metadata["catalog_skipped_files"] = dg.MetadataValue.md(
+                "\n".join(f"- {line}" for line in skipped)
+            )
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         # An input may name the columns it needs (AssetIn metadata), so a summary does

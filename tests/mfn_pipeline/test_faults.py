@@ -154,12 +154,12 @@ def flaky_writes(monkeypatch: pytest.MonkeyPatch, failures: dict[str, int]) -> N
     """Make the next ``failures[table]`` writes of each table fail with ENOSPC."""
     real_write = storage._atomic_local_write
 
-    def flaky_write(path: Path, frame: pl.DataFrame) -> tuple[int, int, int]:
+    def flaky_write(path: Path, write: storage.FileWriter) -> tuple[int, int, int]:
         table = path.parent.name
         if failures.get(table, 0) > 0:
             failures[table] -= 1
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real_write(path, frame)
+        return real_write(path, write)
 
     monkeypatch.setattr(storage, "_atomic_local_write", flaky_write)
 

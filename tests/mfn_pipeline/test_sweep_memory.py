@@ -21,7 +21,7 @@ from mfn_core.resources import GIB, batch_rows_for, estimate
 from mfn_core.tables import runs_table
 from mfn_pipeline.partitions import SETTINGS
 from mfn_pipeline.settings import ConfigError, Environment, check_budget, load_settings
-from mfn_pipeline.storage import Warehouse
+from mfn_pipeline.storage import Warehouse, WarehouseError
 
 from .conftest import PROJECT, build
 
@@ -212,6 +212,29 @@ def test_a_stream_to_an_object_store_replaces_the_object_only_when_complete(
         [0, 1],
         [2],
     ]
+
+
+def test_a_disk_filling_mid_stream_fails_at_once_and_keeps_the_previous_partition(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    warehouse = Warehouse(root=str(small_disk / "warehouse"), catalog=str(tmp_path / "c.duckdb"))
+    path = Path(warehouse.write("simulation_runs", "small", pl.DataFrame({"x": [1.0]})).path)
+    before = path.read_bytes()
+    pulled: list[int] = []
+
+    def incompressible() -> Iterator[pl.DataFrame]:
+        rng = np.random.default_rng(0)
+        for k in range(8):  # 8 x 400 KB on a 1 MiB disk
+            pulled.append(k)
+            yield pl.DataFrame({"x": rng.random(50_000)})
+
+    with pytest.raises(WarehouseError) as full:
+        warehouse.write_batches("simulation_runs", "small", incompressible())
+    assert "No space left on device" in str(full.value)
+    assert "could not be written (a stream is written once)" in str(full.value)
+    assert len(pulled) < 8
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["small.parquet"]
 
 
 # --- memory that does not follow the run count -----------------------------------------
