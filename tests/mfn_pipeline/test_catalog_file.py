@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import polars as pl
 import pytest
@@ -24,6 +25,7 @@ from mfn_pipeline.storage import (
     VIEWS,
     Warehouse,
     WarehouseError,
+    WarehouseIOManager,
     catalog_problem,
     refresh_catalog,
     view_files,
@@ -245,6 +247,34 @@ def test_foreign_files_are_left_out_with_a_reason_and_the_catalog_still_builds(
     with catalog_connection(warehouse.catalog) as con:
         (kind,) = con.execute("SELECT typeof(runs) FROM preset_summary LIMIT 1").fetchall()[0]
     assert kind == "BIGINT"
+
+
+def test_a_build_shows_the_files_the_catalog_leaves_out(
+    warehouse: Warehouse, instance: dg.DagsterInstance
+) -> None:
+    stray = Path(warehouse.root) / "preset_summary" / "export.parquet"
+    stray.parent.mkdir(parents=True)
+    pl.DataFrame({"x": [1]}).write_parquet(stray)
+
+    @dg.asset(name="preset_summary", partitions_def=dg.StaticPartitionsDefinition(["small"]))
+    def summary() -> pl.DataFrame:
+        return contract_frame("preset_summary")
+
+    result = dg.materialize(
+        [summary],
+        partition_key="small",
+        instance=instance,
+        resources={"io_manager": WarehouseIOManager(warehouse=warehouse)},
+    )
+    (materialization,) = result.asset_materializations_for_node("preset_summary")
+    listed = materialization.metadata["catalog_skipped_files"].value
+    assert f"{stray}: left out of view preset_summary" in str(listed)
+    assert counts_of(warehouse, "preset_summary") == 1
+
+
+def counts_of(warehouse: Warehouse, view: str) -> int:
+    with catalog_connection(warehouse.catalog) as con:
+        return int(con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0])
 
 
 def test_build_records_of_an_older_layout_stay_viewed_and_foreign_ones_do_not(
