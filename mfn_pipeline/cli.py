@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 FORMATS = ("table", "csv", "json", "parquet")
 BAR_WIDTH = 30
+NOT_LOADED = "NOT LOADED"
 
 
 class UsageError(Exception):
@@ -38,27 +39,52 @@ def _settings() -> Settings:
 
 
 def _known_preset(settings: Settings, name: str) -> str:
-    if name not in settings.presets:
+    # A preset whose file does not load is still known: building it fails with the
+    # file's message, and its data from earlier builds can still be read.
+    if name not in settings.partitions:
         raise UsageError(
-            f"unknown preset {name!r}; known presets: {', '.join(sorted(settings.presets))}"
+            f"unknown preset {name!r}; known presets: {', '.join(settings.partitions)}"
         )
     return name
 
 
 def cmd_presets(args: argparse.Namespace, out: TextIO) -> int:
+    """The presets as a table; a file that did not load is a row with its problem.
+
+    Exits 1 when any preset file did not load (after listing every preset), so a
+    script or CI job that runs ``mfn presets`` to check the files stops on a broken
+    one; the full message of each such file goes to stderr.
+    """
+    settings = _settings()
     rows = [
         {
             "name": p.name,
+            "status": "ok",
             "grid": f"{p.grid_size}x{p.grid_size}",
             "steps": p.steps,
             "runs": p.num_samples,
             "sweep": "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in p.sweep) or "-",
             "description": p.description,
         }
-        for p in _settings().presets.values()
+        for p in settings.presets.values()
     ]
+    for problem in settings.problems:
+        rows.append(
+            {
+                "name": problem.partition or problem.path.name,
+                "status": NOT_LOADED,
+                "grid": "-",
+                "steps": None,
+                "runs": None,
+                "sweep": "-",
+                "description": problem.message.removeprefix(f"{problem.path}: "),
+            }
+        )
+    rows.sort(key=lambda row: str(row["name"]))
     _print_table(pl.DataFrame(rows), out)
-    return EXIT_OK
+    for problem in settings.problems:
+        sys.stderr.write(f"mfn presets: {NOT_LOADED}: {problem.message}\n")
+    return EXIT_FAILURE if settings.problems else EXIT_OK
 
 
 class ProgressBar:
@@ -133,7 +159,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     from mfn_pipeline.definitions import console_log_config, resources_for  # noqa: PLC0415
 
     settings = _settings()
-    names = sorted(settings.presets) if args.all else args.presets
+    names = settings.partitions if args.all else args.presets
     if not names:
         raise UsageError("name at least one preset, or pass --all")
     for name in names:

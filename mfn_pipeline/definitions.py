@@ -7,7 +7,12 @@ import logging
 import dagster as dg
 
 from mfn_pipeline.assets import ASSETS, GROUP, IO_MANAGER_KEY, BuildLimits
-from mfn_pipeline.partitions import SETTINGS, presets_partitions
+from mfn_pipeline.partitions import (
+    SETTINGS,
+    presets_partitions,
+    problems_metadata,
+    with_problems_noted,
+)
 from mfn_pipeline.settings import Environment
 from mfn_pipeline.storage import Warehouse, WarehouseIOManager
 
@@ -67,9 +72,12 @@ for _logger in ("mfn_core", "mfn_pipeline"):
     logging.getLogger(_logger).setLevel(SETTINGS.environment.log_level)
 
 defs = dg.Definitions(
-    assets=ASSETS,
+    # A preset file that did not load is noted on every asset (the UI shows that) and
+    # in the definitions' metadata (for tools; the UI does not show it).
+    assets=with_problems_noted(ASSETS),
     jobs=[build_all_presets_job],
     schedules=[nightly_build_schedule],
     resources=resources_for(SETTINGS.environment),
     executor=executor_for(SETTINGS.environment),
+    metadata=problems_metadata(SETTINGS),
 )

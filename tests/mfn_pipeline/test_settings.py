@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,43 +52,125 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("file", "old", "new", "message"),
+    ("old", "new", "message"),
     [
-        ("presets/small.yaml", "steps: 50", "steps: [50", "not valid YAML"),
-        ("presets/small.yaml", "steps: 50", "steps: 50\ncolour: red", "unknown field 'colour'"),
-        ("presets/small.yaml", "steps: 50", "steps: fifty", "steps = 'fifty'"),
-        ("presets/small.yaml", "alpha: [0.15]", "alpha: [0.5]", "sweep.alpha[0] = 0.5"),
-        ("presets/small.yaml", "name: small", "name: Small!", "name = 'Small!'"),
-        ("presets/small.yaml", "name: small", "name: medium", "differs from the file name"),
-        ("presets/small.yaml", "D_box: [0.0, 0.0]", "D_bax: [0.0, 0.0]", "expect.ranges.D_bax"),
-        ("presets/small.yaml", "max_runtime_s: 60", "max_runtime_s: -1", "expect.max_runtime_s"),
-        ("environments/dev.yaml", "executor: in_process", "executor: threads", "executor"),
-        ("environments/dev.yaml", "max_concurrent: 2", "max_concurrent: 0", "max_concurrent = 0"),
-        ("environments/dev.yaml", "log_level: INFO", "log_level: INFO\nspeed: 11", "speed"),
+        ("steps: 50", "steps: [50", "not valid YAML"),
+        ("steps: 50", "steps: 50\ncolour: red", "unknown field 'colour'"),
+        ("steps: 50", "steps: fifty", "steps = 'fifty'"),
+        ("steps: 50", "steps: 50\nsteps: 60", "key 'steps' is given twice (lines 4 and 5)"),
+        ("alpha: [0.15]", "alpha: [0.5]", "sweep.alpha[0] = 0.5"),
+        ("name: small", "name: Small!", "name = 'Small!'"),
+        ("name: small", "name: medium", "differs from the file name"),
+        ("D_box: [0.0, 0.0]", "D_bax: [0.0, 0.0]", "expect.ranges.D_bax"),
+        ("max_runtime_s: 60", "max_runtime_s: -1", "expect.max_runtime_s"),
     ],
 )
-def test_each_kind_of_invalid_file_names_file_field_and_value(
-    configs: Path, file: str, old: str, new: str, message: str
+def test_an_invalid_preset_fails_alone_naming_file_field_and_value(
+    configs: Path, old: str, new: str, message: str
 ) -> None:
-    _edit(configs / file, old, new)
+    _edit(configs / "presets/small.yaml", old, new)
+    settings = load_settings(configs, "dev")
+    assert set(settings.presets) == {"benchmark", "large", "medium", "transition"}
+    assert settings.partitions == ["benchmark", "large", "medium", "small", "transition"]
+    problem = settings.problem_of("small")
+    assert problem is not None
+    assert problem.path == configs / "presets/small.yaml"
+    assert problem.message.startswith(f"{configs / 'presets/small.yaml'}: ")
+    assert message in problem.message
+    assert "allowed" in problem.message or "YAML" in problem.message
+    assert "\n" not in problem.message
+    assert settings.problem_of("medium") is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("executor: in_process", "executor: threads", "executor"),
+        ("max_concurrent: 2", "max_concurrent: 0", "max_concurrent = 0"),
+        ("log_level: INFO", "log_level: INFO\nspeed: 11", "speed"),
+        ("log_level: INFO", "log_level: INFO\nlog_level: DEBUG", "key 'log_level' is given twice"),
+        ("log_level: INFO", "log_level: *level", "alias *level is not allowed"),
+    ],
+)
+def test_an_invalid_environment_file_stops_the_load(
+    configs: Path, old: str, new: str, message: str
+) -> None:
+    # The environment is global configuration: nothing can run without it.
+    _edit(configs / "environments/dev.yaml", old, new)
     with pytest.raises(ConfigError) as excinfo:
         load_settings(configs, "dev")
     text = str(excinfo.value)
-    assert str(configs / file) in text
+    assert text.startswith(f"{configs / 'environments/dev.yaml'}: ")
     assert message in text
-    assert "allowed" in text or "YAML" in text
+    assert "\n" not in text
 
 
 def test_limit_of_the_environment_is_enforced(configs: Path) -> None:
     _edit(configs / "presets/small.yaml", "grid_size: 32", "grid_size: 512")
-    load_settings(configs, "dev")  # dev allows it
-    with pytest.raises(ConfigError, match=r"grid_size = 512 exceeds the prod .*at most 256"):
-        load_settings(configs, "prod")
+    assert "small" in load_settings(configs, "dev").presets  # dev allows it
+    prod = load_settings(configs, "prod")
+    assert "small" not in prod.presets
+    problem = prod.problem_of("small")
+    assert problem is not None
+    assert re.search(r"grid_size = 512 exceeds the prod .*at most 256", problem.message)
 
 
-def test_file_name_must_be_a_partition_key(configs: Path) -> None:
+def test_a_file_name_that_is_no_partition_key_is_a_problem_but_no_partition(
+    configs: Path,
+) -> None:
     shutil.copy(configs / "presets/small.yaml", configs / "presets/Small Copy.yaml")
-    with pytest.raises(ConfigError, match="file name 'Small Copy' is not a preset name"):
+    settings = load_settings(configs, "dev")
+    assert "small" in settings.presets
+    (problem,) = settings.problems
+    assert problem.partition is None
+    assert "file name 'Small Copy' is not a preset name" in problem.message
+    assert settings.partitions == sorted(settings.presets)
+
+
+def test_editor_leftovers_are_ignored(configs: Path) -> None:
+    presets = configs / "presets"
+    (presets / ".#small.yaml").symlink_to("user@host.4242:1763900000")  # Emacs lock
+    (presets / ".small.yaml.swp").write_bytes(b"\x00vim swap")
+    for leftover in ("small.yaml~", "#small.yaml#", "small.yaml.bak", "README.md"):
+        (presets / leftover).write_text("name: [broken")
+    settings = load_settings(configs, "dev")
+    assert settings.problems == ()
+    assert set(settings.presets) == {"benchmark", "large", "medium", "small", "transition"}
+
+
+def test_a_yml_file_is_reported_with_a_rename_hint(configs: Path) -> None:
+    presets = configs / "presets"
+    (presets / "medium.yaml").rename(presets / "medium.yml")
+    shutil.copy(presets / "small.yaml", presets / "small.yml")
+    settings = load_settings(configs, "dev")
+    assert set(settings.presets) == {"benchmark", "large", "small", "transition"}
+    medium = settings.problem_of("medium")
+    assert medium is not None
+    assert medium.message == (
+        f"{presets / 'medium.yml'}: preset files end in .yaml, so this file is not read; "
+        "rename it to medium.yaml"
+    )
+    # small.yaml is read; small.yml is reported but cannot take its partition.
+    (both,) = [p for p in settings.problems if p.path.name == "small.yml"]
+    assert both.partition is None
+    assert "small.yaml exists too and is the one read" in both.message
+    assert settings.problem_of("small") is None
+
+
+def test_a_folder_of_only_broken_presets_still_loads(configs: Path) -> None:
+    for path in (configs / "presets").iterdir():
+        path.write_text("")
+    settings = load_settings(configs, "dev")
+    assert settings.presets == {}
+    assert settings.partitions == ["benchmark", "large", "medium", "small", "transition"]
+    assert all("the file is empty" in p.message for p in settings.problems)
+
+
+def test_no_preset_files_at_all_stops_the_load(configs: Path) -> None:
+    shutil.rmtree(configs / "presets")
+    (configs / "presets").mkdir()
+    (configs / "presets" / ".#x.yaml").write_text("")
+    with pytest.raises(ConfigError, match="no preset files"):
         load_settings(configs, "dev")
 
 
@@ -96,7 +179,7 @@ def test_unknown_environment_lists_the_known_ones(configs: Path) -> None:
         load_settings(configs, "staging")
 
 
-def test_invalid_file_stops_the_code_location_load(configs: Path) -> None:
+def test_an_invalid_preset_no_longer_stops_the_code_location_load(configs: Path) -> None:
     _edit(configs / "presets/medium.yaml", "num_samples: 100", "num_samples: -3")
     env = {**os.environ, "MFN_CONFIG_DIR": str(configs), "DAGSTER_HOME": str(configs.parent)}
     dagster = Path(sys.executable).with_name("dagster")
@@ -108,9 +191,8 @@ def test_invalid_file_stops_the_code_location_load(configs: Path) -> None:
         check=False,
         cwd=PROJECT,
     )
-    assert result.returncode != 0
-    assert "ConfigError" in result.stderr
-    assert f"{configs / 'presets/medium.yaml'}: num_samples = -3 is invalid" in result.stderr
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "simulation_runs" in result.stdout
 
 
 def test_warehouse_url_must_be_openable(configs: Path) -> None:
