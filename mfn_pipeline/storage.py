@@ -352,7 +352,11 @@ def _decoded(path: UPath, columns: list[str] | None, repair: str) -> pl.DataFram
         if _is_local(path):
             # From a path polars reads only the column chunks asked for; from a file
             # object it first reads the whole file (every stored field) into memory.
-            return pl.read_parquet(path.path, columns=columns)
+            # Opening it first lets the OS's own error (a folder, no permission) surface
+            # as itself; glob=False keeps '[', '*' or '?' in the path literal.
+            with open(path.path, "rb"):
+                pass
+            return pl.read_parquet(path.path, columns=columns, glob=False)
         with path.open("rb") as handle:
             return pl.read_parquet(handle, columns=columns)
     except pl.exceptions.ColumnNotFoundError as exc:
