@@ -43,6 +43,7 @@ class CatalogState(enum.Enum):
     FOREIGN_DUCKDB = "foreign duckdb"  # a DuckDB database without the marker table
     NOT_DUCKDB = "not duckdb"  # any other file
     NOT_A_FILE = "not a file"  # a folder, a device, a socket
+    UNREADABLE = "unreadable"  # the OS refuses to look at it
     SYMLINK = "symlink"
 
 
@@ -84,22 +85,31 @@ class CatalogFile:
                 )
             case CatalogState.NOT_A_FILE:
                 return f"{path}: the catalog path is {self.detail}, not a file; {where}"
+            case CatalogState.UNREADABLE:
+                return (
+                    f"{path}: the catalog path cannot be read ({self.detail}), so it cannot "
+                    f"be told to be this product's catalog; fix its permissions or {where}"
+                )
             case CatalogState.NOT_DUCKDB:
                 return (
                     f"{path}: exists and is not a DuckDB database, so not this product's "
                     f"catalog, and a rebuild would overwrite it; {where}"
                 )
             case CatalogState.FOREIGN_DUCKDB | CatalogState.HELD_FOREIGN:
+                seen = f" ({self.detail})" if self.detail else ""
                 return (
-                    f"{path}: a DuckDB database without the table {MARKER_TABLE}, so not "
-                    f"this product's catalog, and a rebuild would overwrite it; {where}"
+                    f"{path}: a DuckDB database without the table {MARKER_TABLE}{seen}, so "
+                    f"not this product's catalog, and a rebuild would overwrite it; {where}"
                 )
         return None
 
 
 def inspect_catalog(path: Path) -> CatalogFile:
     """What the file at ``path`` is, as far as rebuilding the catalog there is concerned."""
-    return _file_state(path) or _database_state(path)
+    try:
+        return _file_state(path) or _database_state(path)
+    except OSError as exc:
+        return CatalogFile(path, CatalogState.UNREADABLE, exc.strerror or str(exc))
 
 
 def _file_state(path: Path) -> CatalogFile | None:
@@ -138,6 +148,9 @@ def _database_state(path: Path) -> CatalogFile:
         if "lock" in detail.lower() or "different configuration" in detail:
             held = CatalogState.HELD if _holds_marker(path) else CatalogState.HELD_FOREIGN
             return CatalogFile(path, held, detail)
+        # A database of a newer DuckDB is someone's data, unless it names our marker.
+        if "version" in detail.lower() and not _holds_marker(path):
+            return CatalogFile(path, CatalogState.FOREIGN_DUCKDB, detail)
         return CatalogFile(path, CatalogState.DAMAGED, detail)
     ours = tables == [(1,)]
     return CatalogFile(path, CatalogState.OURS if ours else CatalogState.FOREIGN_DUCKDB)

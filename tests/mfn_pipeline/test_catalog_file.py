@@ -522,7 +522,7 @@ def test_killed_rebuilds_leave_temporary_files_that_the_next_rebuild_removes(
         rebuilder.send_signal(signal.SIGKILL)
         assert rebuilder.wait(timeout=30) == -signal.SIGKILL
         seen += leftovers()
-        if len(seen) >= 2:
+        if seen:
             break
     assert seen, "no kill landed inside a rebuild"
     other = folder / ".other.duckdb.0123456789abcdef0123456789abcdef.tmp"

@@ -31,7 +31,7 @@ from mfn_pipeline.partitions import SETTINGS
 from mfn_pipeline.settings import Environment
 from mfn_pipeline.storage import Warehouse, WarehouseError
 
-from .conftest import build
+from .conftest import build, contract_frame
 
 SMALL = SETTINGS.presets["small"]
 
@@ -267,10 +267,14 @@ def test_the_wall_clock_limit_stops_a_runaway_sweep_without_retrying(
 WRITER = """
 import sys
 import numpy as np, polars as pl
+from mfn_core.contracts import DATASET_SCHEMA
 from mfn_pipeline.storage import Warehouse
 warehouse = Warehouse(root=sys.argv[1], catalog=sys.argv[2])
-versions = [pl.DataFrame({"version": [v] * 300_000, "x": np.random.default_rng(v).random(300_000)})
-            for v in (1, 2)]
+# The contract's columns, so the catalog views the file; seed tells the version apart.
+rows, columns = int(sys.argv[3]), DATASET_SCHEMA.columns.items()
+versions = [pl.DataFrame([pl.Series(name, np.random.default_rng(v).random(rows) * 100)
+                          .cast(column.dtype.type) for name, column in columns])
+            .with_columns(seed=pl.lit(v, pl.Int64)) for v in (1, 2)]
 print("ready", flush=True)
 n = 0
 while True:
@@ -278,6 +282,7 @@ while True:
     n += 1
 """
 KILL_TRIALS = 24
+WRITER_ROWS = 20_000
 
 
 @pytest.mark.slow
@@ -285,12 +290,13 @@ def test_sigkill_during_writes_leaves_a_whole_partition_and_the_next_build_compl
     environment: Environment, instance: dg.DagsterInstance
 ) -> None:
     warehouse = Warehouse(root=environment.warehouse, catalog=str(environment.catalog))
-    warehouse.write("mfn_dataset", "small", pl.DataFrame({"version": [0], "x": [0.0]}))
+    warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", seed=0))
     path = Path(warehouse.table_path("mfn_dataset", "small").path)
     seen_versions, killed_mid_write = set(), 0
+    writer_args = [str(environment.catalog), str(WRITER_ROWS)]
     for trial in range(KILL_TRIALS):
         writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, environment.warehouse, str(environment.catalog)],
+            [sys.executable, "-c", WRITER, environment.warehouse, *writer_args],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -303,9 +309,9 @@ def test_sigkill_during_writes_leaves_a_whole_partition_and_the_next_build_compl
         killed_mid_write += any(path.parent.glob(".small.parquet.*.tmp"))
 
         stored = warehouse.read("mfn_dataset", "small")
-        versions = stored["version"].unique().to_list()
+        versions = stored["seed"].unique().to_list()
         assert len(versions) == 1  # one whole version, never a mix or a torn file
-        assert stored.height == (1 if versions == [0] else 300_000)
+        assert stored.height == (1 if versions == [0] else WRITER_ROWS)
         seen_versions.add(versions[0])
         (count,) = catalog.query(environment, "SELECT count(*) AS n FROM dataset")["n"]
         assert count == stored.height
