@@ -69,6 +69,17 @@ _SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 6
 _SHORT.maxlevel = 3
 
 
+def is_finite_number(value: object) -> bool:
+    """A real int or float (never a bool) that is neither NaN nor infinite (nor too big
+    for a float, where math.isfinite raises OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def shown(value: object) -> str:
     """A value as a message shows it: repr() cut to a few dozen characters, one line."""
     return _SHORT.repr(value)
@@ -103,9 +114,9 @@ def check_value(name: str, value: object, label: str | None = None) -> Any:
             value = int(value)
         number: float = value
     else:
-        number = float(value)
-        if not math.isfinite(number):
+        if not is_finite_number(value):
             raise fail("is not finite")
+        number = float(value)
     assert spec.low is not None
     assert spec.high is not None
     if not spec.low <= number <= spec.high:

@@ -20,7 +20,15 @@ from typing import Any
 
 from mfn_core.errors import ParamError
 from mfn_core.features import ALL_FEATURE_NAMES
-from mfn_core.params import PARAM_SPECS, SEED_MAX, SimParams, check_value, shown, unknown_names
+from mfn_core.params import (
+    PARAM_SPECS,
+    SEED_MAX,
+    SimParams,
+    check_value,
+    is_finite_number,
+    shown,
+    unknown_names,
+)
 from mfn_core.yaml_files import read_yaml
 
 NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
@@ -328,8 +336,3 @@ def _parse_constant(section: object, path: Path) -> dict[str, str]:
             )
         constant[column] = " ".join(reason.split())
     return constant
-
-
-def is_finite_number(value: object) -> bool:
-    """A real int or float (never a bool) that is neither NaN nor infinite."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from mfn_core._jit import STRICT
 from mfn_core.errors import ParamError
 from mfn_core.features import _box_dimension, box_sizes
+from mfn_core.params import is_finite_number, shown
 
 GAS_CONSTANT = 8.314  # J / (mol K)
 FARADAY = 96485.33  # C / mol
@@ -23,6 +24,7 @@ BODY_TEMPERATURE_K = 310.0
 MIN_CONCENTRATION = 1e-6  # mol / L; keeps the logarithm finite
 IFS_SCALE_RANGE = (0.2, 0.5)
 IFS_BURN_IN = 100  # chaos-game iterations dropped before the points settle on the attractor
+MAX_ION_CHARGE = 8  # well past any ion's charge; a larger z is a typing mistake
 
 FloatArray = NDArray[np.float64]
 
@@ -31,14 +33,19 @@ def nernst_potential(
     z: int, c_out: float, c_in: float, temperature_k: float = BODY_TEMPERATURE_K
 ) -> float:
     """Equilibrium potential in volts, E = RT/(zF) ln(c_out/c_in); concentrations in mol/L."""
-    if isinstance(z, bool) or not isinstance(z, int) or z == 0:
-        raise ParamError(f"z = {z!r} is invalid; allowed: a non-zero integer ion charge")
-    for name, value in (("c_out", c_out), ("c_in", c_in)):
-        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-            raise ParamError(f"{name} = {value!r} is invalid; allowed: a finite number >= 0 mol/L")
-    if not isinstance(temperature_k, int | float) or not 0 < temperature_k < math.inf:
+    if isinstance(z, bool) or not isinstance(z, int) or z == 0 or abs(z) > MAX_ION_CHARGE:
         raise ParamError(
-            f"temperature_k = {temperature_k!r} is invalid; allowed: a finite number > 0 K"
+            f"z = {shown(z)} is invalid; allowed: a non-zero integer ion charge in "
+            f"[-{MAX_ION_CHARGE}, {MAX_ION_CHARGE}]"
+        )
+    for name, value in (("c_out", c_out), ("c_in", c_in)):
+        if not is_finite_number(value) or value < 0:
+            raise ParamError(
+                f"{name} = {shown(value)} is invalid; allowed: a finite number >= 0 mol/L"
+            )
+    if not is_finite_number(temperature_k) or temperature_k <= 0:
+        raise ParamError(
+            f"temperature_k = {shown(temperature_k)} is invalid; allowed: a finite number > 0 K"
         )
     ratio = max(c_out, MIN_CONCENTRATION) / max(c_in, MIN_CONCENTRATION)
     return GAS_CONSTANT * temperature_k / (z * FARADAY) * math.log(ratio)
@@ -123,7 +130,8 @@ def point_box_dimension(points: FloatArray, min_level: int = 2, max_level: int =
         raise ParamError("points hold NaN or Inf; allowed: finite coordinates")
     if not 0 <= min_level < max_level <= 16:
         raise ParamError(
-            f"levels [{min_level}, {max_level}] are invalid; allowed: 0 <= min < max <= 16"
+            f"levels [{shown(min_level)}, {shown(max_level)}] are invalid; "
+            "allowed: 0 <= min < max <= 16"
         )
     low = points.min(axis=0)
     extent = float((points.max(axis=0) - low).max())
@@ -155,5 +163,7 @@ def box_dimension(mask: NDArray[np.bool_]) -> tuple[float, float]:
 
 def _check_count(name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ParamError(f"{name} = {value!r} is invalid; allowed: an integer in [{low}, {high}]")
+        raise ParamError(
+            f"{name} = {shown(value)} is invalid; allowed: an integer in [{low}, {high}]"
+        )
     return value

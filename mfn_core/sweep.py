@@ -25,8 +25,8 @@ import polars as pl
 from mfn_core.errors import ParamError, SimulationError, SweepTimeoutError
 from mfn_core.features import ALL_FEATURE_NAMES, COUNT_FEATURES
 from mfn_core.model import simulate
-from mfn_core.params import PARAM_SPECS, SimParams
-from mfn_core.presets import Preset, is_finite_number
+from mfn_core.params import PARAM_SPECS, SimParams, is_finite_number
+from mfn_core.presets import Preset
 from mfn_core.resources import WINDOW_PER_WORKER, batch_rows_for
 
 logger = logging.getLogger(__name__)

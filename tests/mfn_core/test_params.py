@@ -5,14 +5,16 @@ import math
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mfn_core import ParamError, SimParams
+from mfn_core import ParamError, SimParams, science
 from mfn_core.params import PARAM_SPECS
 from tests.conftest import valid_params
 
@@ -229,3 +231,25 @@ def test_features_refuse_arrays_the_kernels_would_read_past() -> None:
         "of shape (2,) for 3 steps (energy has one value per step, "
         "the others one per pair of steps)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda: SimParams(seed=1, alpha=10**400), "alpha"),
+        (lambda: science.nernst_potential(10**5000, 1.0, 1.0), "z"),
+        (lambda: science.nernst_potential(1, 10**400, 1.0), "c_out"),
+        (lambda: science.nernst_potential(1, 1.0, 1.0, temperature_k=10**400), "temperature_k"),
+        (lambda: science.random_contractive_maps(10**5000, 0), "num_maps"),
+        (lambda: science.generate_ifs(num_points=10**5000), "num_points"),
+        (lambda: science.point_box_dimension(np.eye(2), min_level=10**5000), "levels"),
+    ],
+)
+def test_public_entry_points_refuse_huge_integers_with_a_param_error(
+    call: Callable[[], object], field: str
+) -> None:
+    # Before: OverflowError from float(), or ValueError from repr() of > 4300 digits.
+    with pytest.raises(ParamError) as excinfo:
+        call()
+    assert str(excinfo.value).startswith(field)
+    assert len(str(excinfo.value)) < 200
