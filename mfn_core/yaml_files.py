@@ -31,8 +31,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 # A preset is about 1.5 KiB and an environment file less; 32 KiB leaves room for long
-# descriptions and comments. PyYAML parses about 40 us per token, so the worst file of
-# this size (a flow list of 16,000 one-character items) takes about half a second.
+# descriptions and comments. PyYAML spends 40-50 us per token, so the worst file of
+# this size (a flow list of 16,000 one-character items) takes about a second.
 MAX_FILE_BYTES = 32 * 1024
 MAX_DEPTH = 32
 MAX_INT_CHARS = 64  # seeds go to 2^63-1 (19 digits); underscores and signs fit too
