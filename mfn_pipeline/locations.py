@@ -65,7 +65,7 @@ class CatalogFile:
                 return f"{path}: the catalog is empty (0 bytes); {REBUILD}"
             case CatalogState.DAMAGED:
                 return f"{path}: the catalog is damaged ({detail}); {REBUILD}"
-            case CatalogState.HELD | CatalogState.HELD_FOREIGN:
+            case CatalogState.HELD:
                 return (
                     f"{path}: another process holds the catalog open read-write ({detail}); "
                     "close that connection and open it with read_only=True "

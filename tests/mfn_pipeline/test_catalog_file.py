@@ -446,6 +446,7 @@ def test_a_foreign_database_held_elsewhere_is_not_replaced(tmp_path: Path) -> No
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "held"
         before = other.read_bytes()
+        assert "without the table mfn_catalog_info" in str(catalog_problem(other))
         warehouse = Warehouse(root=str(tmp_path / "warehouse"), catalog=str(other))
         with pytest.raises(WarehouseError, match="without the table mfn_catalog_info"):
             warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset"))
