@@ -30,6 +30,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from mfn_core.params import shown
+
 # A preset is about 1.5 KiB and an environment file less; 32 KiB leaves room for long
 # descriptions and comments. PyYAML spends 40-50 us per token, so the worst file of
 # this size (a flow list of 16,000 one-character items) takes about a second.
@@ -48,7 +50,7 @@ def _where(mark: yaml.Mark | None) -> str:
 
 
 class _Refused(yaml.YAMLError):
-    """Raised inside the loader; read_yaml turns it into YamlFileError."""
+    """Raised inside the loader; read_yaml turns it into the caller's error type."""
 
     def __init__(self, mark: yaml.Mark | None, problem: str) -> None:
         super().__init__(f"{_where(mark)}{problem}")
@@ -63,8 +65,8 @@ class _HardenedLoader(yaml.SafeLoader):
 
     def fetch_flow_collection_start(self, TokenClass: type[yaml.Token]) -> None:
         # The scanner looks ahead through nested flow brackets keeping one pending
-        # "simple key" per level and rescans them all at every token: 60 KB of "["
-        # would take minutes. Stopping at the depth limit here keeps the scan linear.
+        # "simple key" per level and rescans them all at every token: 32 KiB of "["
+        # would take about half a minute. Stopping at the depth limit keeps it linear.
         if self.flow_level >= MAX_DEPTH:
             raise _Refused(
                 self.get_mark(),
@@ -98,7 +100,7 @@ class _HardenedLoader(yaml.SafeLoader):
         except (ValueError, IndexError, KeyError, TypeError, AttributeError, OverflowError):
             value = node.value if isinstance(node, ScalarNode) else type(node).__name__
             raise _Refused(
-                node.start_mark, f"{_short(value)} cannot be read as {node.tag}"
+                node.start_mark, f"{shown(value)} cannot be read as {node.tag}"
             ) from None
 
     def construct_yaml_int(self, node: ScalarNode) -> int:
@@ -125,18 +127,13 @@ class _HardenedLoader(yaml.SafeLoader):
             if first is not None:
                 raise _Refused(
                     key_node.start_mark,
-                    f"key {_short(key)} is given twice (lines {first} and {line}); keep one",
+                    f"key {shown(key)} is given twice (lines {first} and {line}); keep one",
                 )
             seen[key] = line
         return super().construct_mapping(node, deep)
 
 
 _HardenedLoader.add_constructor("tag:yaml.org,2002:int", _HardenedLoader.construct_yaml_int)
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def read_yaml(path: Path, error: type[Exception] = YamlFileError) -> Any:
@@ -177,7 +174,7 @@ def read_yaml(path: Path, error: type[Exception] = YamlFileError) -> Any:
     # A constructor that trusts its input (found by fuzzing, as the cases above were):
     # still one message naming the file, never a traceback.
     except (ValueError, IndexError, KeyError, TypeError, AttributeError, OverflowError) as exc:
-        raise error(f"{path}: not valid YAML: {_short(str(exc))}") from None
+        raise error(f"{path}: not valid YAML: {shown(str(exc))}") from None
     finally:
         loader.dispose()
 
