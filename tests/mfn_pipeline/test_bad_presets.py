@@ -2,7 +2,7 @@
 
 Everything here runs against a copy of configs/ in which medium.yaml was cut off
 half-way through (as an editor or a copy interrupted mid-write leaves it), beside an
-editor's lock link, backups and a preset saved as .yml.
+editor's lock link and backups. (A .yml file is covered in test_settings.py.)
 """
 
 from __future__ import annotations
