@@ -88,7 +88,7 @@ def test_each_check_result_belongs_to_its_preset(
         small,
         expect=dataclasses.replace(small.expect, ranges={**small.expect.ranges, "V_mean": (0, 1)}),
     )
-    monkeypatch.setitem(SETTINGS.presets, "small", broken)  # type: ignore[index]
+    monkeypatch.setitem(SETTINGS.presets, "small", broken)
     assert not _passed(build("small", environment, instance), checks.EXPECTED_RANGES_CHECK)
     # A later build of another preset passes the same check ...
     assert _passed(build("benchmark", environment, instance), checks.EXPECTED_RANGES_CHECK)

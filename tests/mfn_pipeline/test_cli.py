@@ -95,7 +95,7 @@ def test_build_fails_and_names_each_failed_check(
         constant={k: v for k, v in small.expect.constant.items() if k != "f_active"},
     )
     monkeypatch.setitem(
-        SETTINGS.presets,  # type: ignore[arg-type]
+        SETTINGS.presets,
         "small",
         dataclasses.replace(small, expect=expect),
     )
@@ -113,16 +113,16 @@ def test_build_fails_and_names_each_failed_check(
         and "f_active = 0.0" in line
         for line in lines
     )
-    monkeypatch.setitem(SETTINGS.presets, "small", small)  # type: ignore[arg-type]
+    monkeypatch.setitem(SETTINGS.presets, "small", small)
     assert run(["build", "small"])[0] == cli.EXIT_OK
 
 
 def test_build_names_the_step_that_failed_and_why(
     built: Environment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hurried = dataclasses.replace(
-        built, limits=dataclasses.replace(built.limits, wall_clock_s=1e-6)
-    )
+    # Below the one second a configuration file can set, so the sweep cannot finish in time.
+    limits = dataclasses.replace(built.limits, wall_clock_s=1e-6)  # type: ignore[arg-type]
+    hurried = dataclasses.replace(built, limits=limits)
     use(hurried, monkeypatch)
     code, text = run(["build", "small"])
     assert code == cli.EXIT_FAILURE
