@@ -1,4 +1,9 @@
-"""The code location: assets, checks, the build job, the nightly schedule, resources."""
+"""The code location: assets, checks, the build job, the nightly schedule, resources.
+
+Resources are fixed objects bound from the environment configuration: they take no
+run config, so a run launched from the UI or its GraphQL API cannot point the
+warehouse, the catalog or the limits anywhere else (such config fails validation).
+"""
 
 from __future__ import annotations
 
@@ -15,15 +20,25 @@ from mfn_pipeline.partitions import (
 )
 from mfn_pipeline.settings import Environment
 from mfn_pipeline.storage import Warehouse, WarehouseIOManager
+from mfn_pipeline.supervision import (
+    RUN_TIME_LIMIT_TAG,
+    dead_run_sensor,
+    in_process_run,
+    supervised,
+)
 
 NIGHTLY_CRON = "0 2 * * *"
-RUN_TIME_LIMIT_TAG = "dagster/max_runtime"
 RUN_TIME_MARGIN_S = 900
 
 
 def run_time_limit_s(environment: Environment) -> int:
     """Longest a whole build run may take: the sweep (run once), then the other steps."""
     return environment.limits.wall_clock_s + RUN_TIME_MARGIN_S
+
+
+def supervised_run(environment: Environment) -> tuple[str, dict[str, str]]:
+    """Run id and tags of an in-process build: this process is its worker, with its limit."""
+    return in_process_run(run_time_limit_s(environment))
 
 
 def console_log_config(level: str) -> dict[str, object]:
@@ -38,9 +53,10 @@ build_all_presets_job = dg.define_asset_job(
     # below cannot tell the job is statically partitioned and rejects cron_schedule.
     partitions_def=presets_partitions,
     description="Build one preset end to end: runs, features, data set, summary, build record.",
-    # Where run monitoring is on (deploy/dagster.yaml), a whole run that hangs outside
-    # the sweep's own limit (say on a stalled object store) is stopped too. Room for
-    # the sweep, plus the other steps and their retries.
+    # Run monitoring (configs/ and deploy/dagster.yaml) stops a whole run that hangs
+    # outside the sweep's own limit (say on a stalled object store). Room for the
+    # sweep, plus the other steps and their retries. Runs of other jobs get the same
+    # tag when they start (supervision.supervised).
     tags={RUN_TIME_LIMIT_TAG: str(run_time_limit_s(SETTINGS.environment))},
 )
 
@@ -54,17 +70,38 @@ nightly_build_schedule = dg.build_schedule_from_partitioned_job(
 
 
 def executor_for(environment: Environment) -> dg.ExecutorDefinition:
+    """The environment's executor; each run it executes gets its worker and time limit tags."""
+    limit_s = run_time_limit_s(environment)
     if environment.executor == "multiprocess":
-        return dg.multiprocess_executor.configured({"max_concurrent": environment.max_concurrent})
-    return dg.in_process_executor
+        return supervised(dg.multiprocess_executor, limit_s).configured(
+            {"max_concurrent": environment.max_concurrent}
+        )
+    return supervised(dg.in_process_executor, limit_s)
 
 
-def resources_for(environment: Environment) -> dict[str, object]:
+def _fixed(value: object, description: str) -> dg.ResourceDefinition:
+    # An empty config schema, not hardcoded_resource (which accepts any config and
+    # ignores it): run config for this resource is then an error the launch reports.
+    return dg.ResourceDefinition(
+        resource_fn=lambda _: value, config_schema={}, description=description
+    )
+
+
+def resources_for(environment: Environment) -> dict[str, dg.ResourceDefinition]:
+    """The resources, fixed by the environment configuration; run config cannot change them."""
     warehouse = Warehouse(root=environment.warehouse, catalog=str(environment.catalog))
+    io_manager = WarehouseIOManager(warehouse=warehouse)
     return {
-        "warehouse": warehouse,
-        IO_MANAGER_KEY: WarehouseIOManager(warehouse=warehouse),
-        "build_limits": BuildLimits(wall_clock_s=environment.limits.wall_clock_s),
+        "warehouse": _fixed(warehouse, f"warehouse {warehouse.root}, catalog {warehouse.catalog}"),
+        IO_MANAGER_KEY: dg.IOManagerDefinition(
+            resource_fn=lambda _: io_manager,
+            config_schema={},
+            description=f"one Parquet file per partition under {warehouse.root}",
+        ),
+        "build_limits": _fixed(
+            BuildLimits(wall_clock_s=environment.limits.wall_clock_s),
+            f"a sweep may run {environment.limits.wall_clock_s} s",
+        ),
     }
 
 
@@ -77,6 +114,7 @@ defs = dg.Definitions(
     assets=with_problems_noted(ASSETS),
     jobs=[build_all_presets_job],
     schedules=[nightly_build_schedule],
+    sensors=[dead_run_sensor],
     resources=resources_for(SETTINGS.environment),
     executor=executor_for(SETTINGS.environment),
     metadata=problems_metadata(SETTINGS),
