@@ -12,6 +12,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,8 @@ def _markdown(table: pl.DataFrame, limit: int = 50) -> str:
     return "\n".join(lines)
 
 
-class BuildLimits(dg.ConfigurableResource):  # type: ignore[type-arg]
+@dataclass(frozen=True)
+class BuildLimits:
     """How long one preset's sweep may run before it is stopped (limits.wall_clock_s)."""
 
     wall_clock_s: float
@@ -210,7 +212,9 @@ def _spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
     retry_policy=None,
 )
 def simulation_runs(
-    context: AssetExecutionContext, build_limits: BuildLimits, warehouse: Warehouse
+    context: AssetExecutionContext,
+    build_limits: dg.ResourceParam[BuildLimits],
+    warehouse: dg.ResourceParam[Warehouse],
 ) -> Iterator[dg.MaterializeResult[None] | dg.AssetCheckResult]:
     """Every run of the preset's sweep: parameters, metrics, per-step trace and final field."""
     # Finished runs stream to the warehouse in row groups as the sweep goes, each batch
@@ -302,7 +306,9 @@ def simulation_runs(
     # A dependency without a loaded input: the asset reads simulation_runs in batches.
     ins={"simulation_runs": dg.AssetIn(dagster_type=dg.Nothing)},
 )
-def fractal_features(context: AssetExecutionContext, warehouse: Warehouse) -> Iterator[AssetEvent]:
+def fractal_features(
+    context: AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]
+) -> Iterator[AssetEvent]:
     """The 18 canonical and the field-relative features of every successful run."""
     # The stored runs are read a row group's worth at a time: the features are small,
     # the fields are not.
@@ -401,7 +407,7 @@ def mfn_dataset(
 )
 def preset_summary(
     context: AssetExecutionContext,
-    warehouse: Warehouse,
+    warehouse: dg.ResourceParam[Warehouse],
     simulation_runs: pl.DataFrame,
     mfn_dataset: pl.DataFrame,
 ) -> Iterator[AssetEvent]:
@@ -473,7 +479,9 @@ def _this_run(
     retry_policy=RETRY_POLICY,
 )
 def builds(
-    context: AssetExecutionContext, warehouse: Warehouse, preset_summary: pl.DataFrame
+    context: AssetExecutionContext,
+    warehouse: dg.ResourceParam[Warehouse],
+    preset_summary: pl.DataFrame,
 ) -> dg.MaterializeResult[None]:
     """History of every build of the preset: code version, config hash, counts, checks."""
     preset = preset_of(context)

@@ -156,7 +156,11 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
 
     from mfn_pipeline import defs  # noqa: PLC0415
     from mfn_pipeline import progress as progress_events  # noqa: PLC0415
-    from mfn_pipeline.definitions import console_log_config, resources_for  # noqa: PLC0415
+    from mfn_pipeline.definitions import (  # noqa: PLC0415
+        console_log_config,
+        resources_for,
+        supervised_run,
+    )
 
     settings = _settings()
     names = settings.partitions if args.all else args.presets
@@ -178,6 +182,8 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     with dg.DagsterInstance.get() as instance:
         for name in names:
             start = time.perf_counter()
+            # Tagged with this process, so a dead build is failed (supervision.py).
+            run_id, tags = supervised_run(settings.environment)
             with progress_events.listening(ProgressBar(sys.stderr)):
                 result = job.execute_in_process(
                     partition_key=name,
@@ -185,6 +191,8 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
                     resources=resources_for(settings.environment),
                     raise_on_error=False,
                     run_config=quiet,
+                    run_id=run_id,
+                    tags=tags,
                 )
             outcome = BuildOutcome.of(name, result)
             problems += outcome.problems

@@ -109,8 +109,13 @@ def _is_local(path: UPath) -> bool:
     return path.protocol in ("", "file", "local")
 
 
-class Warehouse(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """Where tables live (a folder or fsspec URL) and the DuckDB catalog that views them."""
+@dataclass(frozen=True)
+class Warehouse:
+    """Where tables live (a folder or fsspec URL) and the DuckDB catalog that views them.
+
+    A plain object, bound as a fixed resource (mfn_pipeline.definitions): only the
+    environment configuration places it, never a run's config.
+    """
 
     root: str
     catalog: str
@@ -810,7 +815,8 @@ def _build_catalog(catalog: Path, sources: Mapping[str, tuple[str, ...]], signat
         tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
 
 
-class WarehouseIOManager(dg.ConfigurableIOManager):
+@dataclass(frozen=True)
+class WarehouseIOManager(dg.IOManager):
     """Stores each asset partition as one atomically replaced Parquet file."""
 
     warehouse: Warehouse
