@@ -7,7 +7,6 @@ import dataclasses
 import io
 
 import dagster as dg
-import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -21,7 +20,7 @@ from mfn_pipeline.partitions import SETTINGS
 from mfn_pipeline.settings import Environment
 from mfn_pipeline.storage import VIEWS, Warehouse
 
-from .conftest import build
+from .conftest import build, catalog_connection
 
 WHOLE_RUN = ["sim_id", "preset", "seed", "growth_events", "lyapunov", "field_sha256"]
 
@@ -36,7 +35,7 @@ def assert_built_like_run_sweep(
     assert set(ALL_FEATURE_NAMES) | set(WHOLE_RUN) <= set(columns)
     # Bit for bit: the pipeline adds no drift to what the core computes.
     assert dataset.select(columns).equals(expected.select(columns))
-    with duckdb.connect(str(environment.catalog), read_only=True) as con:
+    with catalog_connection(environment.catalog) as con:
         assert {row[0] for row in con.execute("SHOW TABLES").fetchall()} >= set(VIEWS)
         (count,) = con.execute(
             "SELECT count(*) FROM dataset WHERE preset = ?", [preset]
@@ -125,7 +124,7 @@ def test_building_twice_gives_the_same_rows_and_no_duplicates(
         after = warehouse.read(table, "small")
         assert after.drop("duration_s").equals(before.drop("duration_s"))
         assert after["sim_id"].is_unique().all()
-    with duckdb.connect(str(environment.catalog), read_only=True) as con:
+    with catalog_connection(environment.catalog) as con:
         rows = con.execute("SELECT count(*), count(DISTINCT sim_id) FROM dataset").fetchall()
         assert rows == [(10, 10)]
         assert con.execute("SELECT count(*) FROM builds").fetchall() == [(2,)]
@@ -171,7 +170,7 @@ def test_broken_table_fails_the_asset_and_keeps_the_previous_partition(
         if e.is_step_materialization and e.asset_key is not None
     }
     assert materialized == {"simulation_runs"}  # downstream assets did not run
-    with duckdb.connect(str(environment.catalog), read_only=True) as con:
+    with catalog_connection(environment.catalog) as con:
         assert con.execute("SELECT count(*) FROM features").fetchall() == [(10,)]
 
 

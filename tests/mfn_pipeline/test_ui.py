@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -21,7 +20,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from mfn_pipeline.partitions import SETTINGS
 
 from ..servers import answers_server_info, free_port, wait_until_healthy
-from .conftest import PROJECT
+from .conftest import PROJECT, catalog_connection
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")  # the one installed beside this Python
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package, installed by `make test`
@@ -160,7 +159,7 @@ def test_ui_shows_the_assets_and_partitions_and_materializes_small(
     expect(page.get_by_text("partition: small").first).to_be_visible()
     assert screenshot(page, "run_succeeded").stat().st_size > 0
 
-    with duckdb.connect(str(server.root / "mfn.duckdb"), read_only=True) as catalog:
+    with catalog_connection(server.root / "mfn.duckdb") as catalog:
         rows = catalog.execute(
             "SELECT count(*) FROM dataset WHERE preset = ?", ["small"]
         ).fetchall()
