@@ -94,8 +94,10 @@ con = duckdb.connect(sys.argv[1], read_only=True)
 if sys.argv[2]:
     con.execute("SET file_search_path = ?", [sys.argv[2]])
 views = sys.argv[3].split(",")
-print(json.dumps({"version": duckdb.__version__,
-                  **{v: con.execute(f"SELECT count(*) FROM {v}").fetchall()[0][0] for v in views}}))
+# Every column decodes; a zoned timestamp as text, since 1.x needs pytz for its objects.
+rows = {v: con.execute(f"SELECT * REPLACE (CAST(finished_at AS VARCHAR) AS finished_at) FROM {v}"
+                       if v == "builds" else f"SELECT * FROM {v}").fetchall() for v in views}
+print(json.dumps({"version": duckdb.__version__, **{v: len(r) for v, r in rows.items()}}))
 """
 
 
