@@ -5,10 +5,11 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
 from mfn_pipeline import checks, defs
-from mfn_pipeline.definitions import RUN_TIME_LIMIT_TAG
 from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.supervision import RUN_TIME_LIMIT_TAG, SENSOR_INTERVAL_S
 
 from .conftest import PROJECT
 
@@ -40,6 +41,7 @@ def test_definitions_snapshot() -> None:
     jobs = sorted(job.name for job in repo.get_all_jobs() if not job.name.startswith("__"))
     assert jobs == ["build_all_presets_job"]
     assert [s.name for s in repo.schedule_defs] == ["nightly_build_schedule"]
+    assert [s.name for s in repo.sensor_defs] == ["dead_run_sensor"]
 
 
 def test_assets_are_described_grouped_and_carry_their_column_schema() -> None:
@@ -78,6 +80,22 @@ def test_local_instance_queues_runs_one_at_a_time(tmp_path: Path) -> None:
         coordinator = instance.run_coordinator
         assert isinstance(coordinator, dg.QueuedRunCoordinator)
         assert coordinator.get_run_queue_config().max_concurrent_runs == 1
+
+
+def test_both_instances_monitor_runs_and_the_dead_run_sensor_runs_by_default(
+    tmp_path: Path,
+) -> None:
+    for config in (PROJECT / "configs" / "dagster.yaml", PROJECT / "deploy" / "dagster.yaml"):
+        settings = yaml.safe_load(config.read_text())["run_monitoring"]
+        assert settings["enabled"] is True, config
+        # A run past its limit is stopped within a minute of it.
+        assert settings["poll_interval_seconds"] <= 60, config
+    shutil.copy(PROJECT / "configs" / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_monitoring_enabled
+    sensor = defs.get_repository_def().get_sensor_def("dead_run_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds == SENSOR_INTERVAL_S <= 60
 
 
 def test_every_step_but_the_sweep_retries_with_backoff_and_runs_carry_a_time_limit() -> None:

@@ -7,6 +7,7 @@ private Dagster home with configs/dagster.yaml, launch runs the way the UI does
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -245,9 +246,8 @@ def wait_for(
     return time.monotonic() - start
 
 
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
-    root = tmp_path_factory.mktemp("runs")
+def prepared(root: Path) -> dict[str, str]:
+    """A private Dagster home (configs/dagster.yaml), configs with the slow preset, data."""
     home = root / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT / "configs" / "dagster.yaml", home / "dagster.yaml")
@@ -256,15 +256,20 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
     preset = yaml.safe_load((configs / "presets" / "small.yaml").read_text())
     preset.update(SLOW_PRESET)
     (configs / "presets" / "slow.yaml").write_text(yaml.safe_dump(preset))
-    env = dict(
+    return dict(
         os.environ,
         DAGSTER_HOME=str(home),
         MFN_CONFIG_DIR=str(configs),
         MFN_WAREHOUSE=str(root / "warehouse"),
         MFN_CATALOG=str(root / "mfn.duckdb"),
     )
+
+
+@contextlib.contextmanager
+def dagster_dev(root: Path, env: dict[str, str], name: str = "dagster_dev") -> Iterator[Dev]:
+    """`dagster dev` (webserver, daemon, code server) in its own process group."""
     port = free_port()
-    log = root / "dagster_dev.log"
+    log = root / f"{name}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [BIN / "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
@@ -285,6 +290,13 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    root = tmp_path_factory.mktemp("runs")
+    with dagster_dev(root, prepared(root)) as running:
+        yield running
 
 
 def ended(instance: dg.DagsterInstance, run_id: str) -> Callable[[], bool]:
@@ -414,3 +426,37 @@ def test_a_killed_run_worker_is_failed_and_the_queue_moves_on(dev: Dev) -> None:
         print(f"dead run failed {took:.0f} s after the kill")  # noqa: T201
         wait_for(f"queued run {queued}", ended(instance, queued), BUILD_S, dev.log)
         assert run_of(instance, queued).status == DagsterRunStatus.SUCCESS
+
+
+@pytest.mark.slow
+def test_a_run_orphaned_by_a_crashed_code_server_is_failed_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    # An OOM-killed code server or a restarted container: nothing that launched the
+    # run is left to notice that its worker is gone, and `dagster dev` does not
+    # restart a dead code server by itself; the next start of the services does.
+    env = prepared(tmp_path)
+    with dagster_dev(tmp_path, env, "first") as dev, dev.instance() as instance:
+        victim = dev.launch("slow")["run"]["runId"]
+        wait_for(
+            "the launched run's worker",
+            lambda: started_with_worker(instance, victim) is not None,
+            BUILD_S,
+            dev.log,
+        )
+        worker = psutil.Process(int(run_of(instance, victim).tags[WORKER_PID_TAG]))
+        code_server = worker.parent()
+        assert code_server is not None
+        for process in [*worker.children(recursive=True), worker, code_server]:
+            process.kill()
+        time.sleep(5)
+        assert run_of(instance, victim).status == DagsterRunStatus.STARTED
+    with dagster_dev(tmp_path, env, "second") as dev, dev.instance() as instance:
+        took = wait_for(
+            "the orphaned run failed",
+            lambda: run_of(instance, victim).status == DagsterRunStatus.FAILURE,
+            DETECTION_S,
+            dev.log,
+        )
+        assert "no longer exists" in failure_message(instance, victim)
+        print(f"orphaned run failed {took:.0f} s after the restart")  # noqa: T201
