@@ -2,12 +2,11 @@
 
 Dagster 1.13 gives ad-hoc asset runs (Materialize in the UI, GraphQL launches,
 backfills) no job tags, so ``dagster/max_runtime`` reaches only runs of jobs that
-declare it. And nothing of Dagster's notices a dead run on a local instance once
-the process that started it is gone: the DefaultRunLauncher cannot check a run
-worker's health (run monitoring skips that check for it), the code server fails
-only the workers it started itself while it lives, and ``mfn build`` executes in
-its own process, which no launcher watches. A SIGKILLed or OOM-killed run then
-stays STARTED, and with one run at a time the queue never launches another.
+declare it. And a dead run worker is noticed only by the code server that started
+it, while that server lives: run monitoring cannot check the health of the
+DefaultRunLauncher's workers, and ``mfn build`` executes in its own process, which
+no launcher watches. A SIGKILLed or OOM-killed run then stays STARTED, and with one
+run at a time the queue never launches another.
 
 So each run, in the process that executes it, records who that is (host, pid and
 the process's start time, which tells a reused pid apart) and the environment's run
@@ -58,7 +57,8 @@ class Worker:
 
     @classmethod
     def this_process(cls) -> Worker:
-        return cls(socket.gethostname(), psutil.Process().pid, psutil.Process().create_time())
+        process = psutil.Process()
+        return cls(socket.gethostname(), process.pid, process.create_time())
 
     @classmethod
     def of(cls, run: dg.DagsterRun) -> Worker | None:

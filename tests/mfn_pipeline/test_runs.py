@@ -35,8 +35,10 @@ from mfn_pipeline.definitions import run_time_limit_s
 from mfn_pipeline.partitions import SETTINGS
 from mfn_pipeline.supervision import (
     RUN_TIME_LIMIT_TAG,
+    WORKER_HOST_TAG,
     WORKER_PID_TAG,
     WORKER_RUN_TAG,
+    WORKER_STARTED_TAG,
     Worker,
     fail_dead_runs,
     limited,
@@ -131,16 +133,16 @@ def test_dead_runs_of_this_host_fail_and_the_others_are_left(
     with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
         here = socket.gethostname()
         worker = {
-            "mfn/worker_host": here,
+            WORKER_HOST_TAG: here,
             WORKER_PID_TAG: str(sleeper.pid),
-            "mfn/worker_started": f"{psutil.Process(sleeper.pid).create_time():.2f}",
+            WORKER_STARTED_TAG: f"{psutil.Process(sleeper.pid).create_time():.2f}",
             WORKER_RUN_TAG: "{run}",
         }
         alive = started_run(instance, worker)
         killed = started_run(instance, worker)
-        reused = started_run(instance, {**worker, "mfn/worker_started": "1000.00"})  # pid reused
-        gone = {**worker, "mfn/worker_started": "1000.00"}
-        elsewhere = started_run(instance, {**gone, "mfn/worker_host": "another-host"})
+        reused = started_run(instance, {**worker, WORKER_STARTED_TAG: "1000.00"})  # pid reused
+        gone = {**worker, WORKER_STARTED_TAG: "1000.00"}
+        elsewhere = started_run(instance, {**gone, WORKER_HOST_TAG: "another-host"})
         inherited = started_run(instance, {**gone, WORKER_RUN_TAG: "a-parent-run"})
         untagged = started_run(instance, {})
         # The second run's worker dies: a process that ran and was killed.
@@ -150,7 +152,7 @@ def test_dead_runs_of_this_host_fail_and_the_others_are_left(
         victim.wait()
         instance.add_run_tags(
             killed.run_id,
-            {WORKER_PID_TAG: str(victim.pid), "mfn/worker_started": f"{victim_started:.2f}"},
+            {WORKER_PID_TAG: str(victim.pid), WORKER_STARTED_TAG: f"{victim_started:.2f}"},
         )
 
         failed = fail_dead_runs(instance)
@@ -347,6 +349,10 @@ def test_run_monitoring_stops_a_run_past_its_time_limit(dev: Dev) -> None:
             if event.dagster_event is not None
         ]
         assert any("maximum runtime of 5 seconds" in message for message in messages), messages
+        # Stopped, not only marked: the process that executed it ends too.
+        worker = Worker.of(run)
+        assert worker is not None
+        wait_for("the stopped run's worker to end", worker.is_gone, 120.0, dev.log)
         print(f"stopped {took:.0f} s after launch")  # noqa: T201
 
 
