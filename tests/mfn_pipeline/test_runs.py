@@ -33,6 +33,7 @@ from dagster._core.test_utils import create_run_for_test
 from mfn_pipeline import defs
 from mfn_pipeline.definitions import run_time_limit_s
 from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.settings import load_settings
 from mfn_pipeline.supervision import (
     RUN_TIME_LIMIT_TAG,
     WORKER_HOST_TAG,
@@ -466,3 +467,44 @@ def test_a_run_orphaned_by_a_crashed_code_server_is_failed_after_a_restart(
         )
         assert "no longer exists" in failure_message(instance, victim)
         print(f"orphaned run failed {took:.0f} s after the restart")  # noqa: T201
+
+
+@pytest.mark.slow
+def test_a_cli_materialize_with_processes_per_step_tags_its_run_worker(tmp_path: Path) -> None:
+    # `dagster asset materialize`, prod's multiprocess executor: the worker recorded is
+    # the process that runs the steps' processes, not a step's own.
+    shutil.copy(PROJECT / "configs" / "dagster.yaml", tmp_path / "dagster.yaml")
+    env = dict(
+        os.environ,
+        DAGSTER_HOME=str(tmp_path),
+        MFN_ENV="prod",
+        MFN_WAREHOUSE=str(tmp_path / "warehouse"),
+        MFN_CATALOG=str(tmp_path / "mfn.duckdb"),
+    )
+    command = [
+        "asset",
+        "materialize",
+        "-m",
+        "mfn_pipeline",
+        "--select",
+        "*",
+        "--partition",
+        "small",
+    ]
+    subprocess.run(
+        [BIN / "dagster", *command], cwd=tmp_path, env=env, check=True, capture_output=True
+    )
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        [run] = instance.get_runs()
+        assert run.status == DagsterRunStatus.SUCCESS
+        prod = load_settings(env_name="prod").environment
+        assert run.tags[RUN_TIME_LIMIT_TAG] == str(run_time_limit_s(prod))
+        worker = Worker.of(run)
+        assert worker is not None
+        assert worker.is_gone()  # the command has exited
+        engine = [
+            event.dagster_event.message or ""
+            for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+            if event.dagster_event is not None
+        ]
+        assert any(f"parent process (pid: {worker.pid})" in message for message in engine), engine
