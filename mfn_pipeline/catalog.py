@@ -1,47 +1,137 @@
-"""Read-only SQL over the catalog, sandboxed to the warehouse.
+"""SQL over the warehouse's partitions in a sandbox that can neither write nor read files.
 
-A query runs on a read-only connection whose file access is limited to the
-warehouse folder and locked, and only a single SELECT-like statement is accepted:
-nothing a user types can write, attach another database or read other files.
+A query runs in an in-memory DuckDB database that holds one view per table: an Arrow
+dataset over that table's validated partition files (``storage.view_files``), for a
+local folder and a URL warehouse alike. Once the views are registered the connection
+loses every file system (``enable_external_access``, ``disabled_filesystems``), the
+extension loader and Python's replacement scans, and its configuration is locked. So
+no statement form (COPY, EXPLAIN ANALYZE COPY, EXPORT, ATTACH, INSTALL, SET, a table
+function, a file name as a table) can write a file or read one outside the views,
+whatever its statement type: the guarantee is the connection's, not a list of
+statements. The catalog file is never opened, so a client holding it, or a damaged
+catalog, cannot stop a query.
+
+Each query also runs under a time limit (interrupted from a timer) and a memory
+limit with no spilling to disk; results stream as Arrow record batches.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
 
 import duckdb
+import duckdb.sqltypes
+import fsspec
 import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from mfn_pipeline.settings import Environment
-from mfn_pipeline.storage import damaged_file_error, repair_for
 
-# Statement kinds that only read. DESCRIBE, SHOW and SUMMARIZE parse as SELECT.
+if TYPE_CHECKING:
+    # Storage loads Dagster: imported where a warehouse is read, so `mfn --help` stays quick.
+    from mfn_pipeline.storage import WarehouseError
+
+# The limits of one query, with the flags of `mfn sql` that change them; messages
+# name the flag, so each default and flag is spelled here only.
+DEFAULT_TIMEOUT_S = 60.0
+TIMEOUT_FLAG = "--timeout"
+# DuckDB's syntax: a size (2GB, 512MiB) or a share of this machine's memory.
+DEFAULT_MEMORY_LIMIT = "25%"
+MEMORY_FLAG = "--memory-limit"
+# Rows printed to the terminal; a file (--out) gets every row.
+DEFAULT_MAX_ROWS = 1000
+ROWS_FLAG = "--max-rows"
+# Rows per streamed record batch: a few MB at most for scalar tables.
+BATCH_ROWS = 2048
+
+# The view that builds reads holds build records, which no rebuild rewrites.
+RECORDS_VIEW = "builds"
+# How a result is handed out: DuckDB's own text of every value (table, csv), one JSON
+# object per row rendered by DuckDB, or Arrow types that Parquet stores faithfully.
+Form = Literal["text", "json", "native"]
+# DuckDB types whose Arrow export Parquet stores and reads back unchanged (checked
+# with duckdb 2.0 and pyarrow 26): others, e.g. HUGEINT and UHUGEINT (decimal128(38)
+# overflows), INTERVAL, UNION, BIT, TIMETZ and BIGNUM, are stored as DuckDB's text.
+_NATIVE_TYPES = frozenset(
+    {
+        "boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint",
+        "uinteger", "ubigint", "float", "double", "decimal", "varchar", "blob", "date",
+        "time", "timestamp", "timestamp_s", "timestamp_ms", "timestamp_ns",
+        "timestamp with time zone", "uuid", "enum", "null", "list", "struct", "map", "array",
+    }
+)  # fmt: skip
+_NESTED_TYPES = frozenset({"list", "struct", "map", "array"})
+# The settings that seal the connection, in order: spilling is switched off before
+# external access (which then forbids changing temp_directory), and the lock last.
+_SEAL = (
+    "SET enable_external_access = false",
+    "SET disabled_filesystems = 'LocalFileSystem'",
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET allow_community_extensions = false",
+    "SET python_enable_replacements = false",
+    "SET lock_configuration = true",
+)
+_MISSING_TABLE = re.compile(r"Table with name (\w+) does not exist")
+_STREAM_FAILED = re.compile(r"reading the stream registered as '([^']+)' failed")
+# DuckDB's JSON writes non-finite doubles as bare tokens that JSON does not have;
+# strings are matched first so that text inside them is never touched.
+_JSON_NON_FINITE = re.compile(r'("(?:[^"\\]|\\.)*")|-?Infinity|NaN')
+
+# Statement kinds that only read. DESCRIBE, SHOW and SUMMARIZE parse as SELECT. This
+# check only words the refusal of other statements; the sandbox is the guarantee.
 READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 
 
 class QueryRefusedError(ValueError):
-    """The SQL would write, touch files outside the warehouse, or is not one query."""
+    """The SQL would write, read files outside the views, change settings, or is not one query."""
 
 
 class QueryFailedError(RuntimeError):
-    """A read-only query that DuckDB could not run (unknown column, bad syntax, ...)."""
+    """A query that DuckDB could not run (unknown column, bad syntax, a limit, ...)."""
 
 
-class CatalogMissingError(FileNotFoundError):
-    """No catalog yet: nothing has been built."""
+class QueryLimitError(QueryFailedError):
+    """The query reached its time or memory limit; the message says how to raise it."""
 
 
-# DuckDB quotes the file it could not decode: "No magic bytes found at end of file 'x'".
-_QUOTED_PARQUET = re.compile(r"'([^']+\.parquet)'")
+@dataclass(frozen=True)
+class Limits:
+    """What one query may use: wall-clock seconds and DuckDB's memory limit."""
+
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+
+
+def check_memory_limit(value: str) -> str:
+    """``value`` if DuckDB accepts it as a memory limit; else a ValueError saying what is."""
+    with duckdb.connect(":memory:") as con:
+        try:
+            con.execute("SET memory_limit = ?", [value])
+        except duckdb.Error as exc:
+            raise ValueError(
+                f"{value!r} is not a memory size ({_one_line(exc)}); allowed: e.g. 2GB, "
+                "512MiB, or 25% of this machine's memory"
+            ) from exc
+    return value
 
 
 def check_read_only(sql: str) -> None:
     """Raise QueryRefusedError unless ``sql`` is exactly one read-only statement."""
-    try:
-        statements = duckdb.connect().extract_statements(sql)
-    except duckdb.Error as exc:
-        raise QueryRefusedError(f"cannot parse the query: {exc}") from exc
+    with duckdb.connect(":memory:") as con:
+        try:
+            statements = con.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise QueryRefusedError(f"cannot parse the query: {_one_line(exc)}") from exc
     if len(statements) != 1:
         raise QueryRefusedError(
             f"got {len(statements)} statements; allowed: exactly one SELECT (no ';'-separated "
@@ -50,48 +140,309 @@ def check_read_only(sql: str) -> None:
     kind = statements[0].type
     if kind not in READ_ONLY_STATEMENTS:
         raise QueryRefusedError(
-            f"{kind.name} statements are refused: the catalog is read-only; allowed: SELECT, "
-            "WITH ... SELECT, DESCRIBE, SHOW, EXPLAIN"
+            f"{kind.name} statements are refused: mfn sql only reads; allowed: SELECT, "
+            "WITH ... SELECT, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN"
         )
 
 
-def connect(environment: Environment) -> duckdb.DuckDBPyConnection:
-    """A read-only catalog connection that can read the warehouse's files and no others."""
-    catalog = environment.catalog
-    if not catalog.exists():
-        raise CatalogMissingError(
-            f"{catalog} does not exist yet; build a preset first (mfn build small)"
-        )
-    con = duckdb.connect(str(catalog), read_only=True)
-    if "://" not in environment.warehouse:
-        # Remote warehouses need DuckDB's network access, so only local ones are fenced.
-        root = str(Path(environment.warehouse).resolve()) + "/"
-        con.execute("SET allowed_directories = ?", [[root]])
-        con.execute("SET enable_external_access = false")
-    # An extension would bring its own readers (sqlite_scan, httpfs): none is fetched or loaded.
-    con.execute("SET autoinstall_known_extensions = false")
-    con.execute("SET autoload_known_extensions = false")
-    con.execute("SET lock_configuration = true")
-    return con
+def _one_line(exc: BaseException) -> str:
+    """DuckDB's message on one line, without the caret lines that point into the query."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept = [line for line in lines if line and not line.startswith("LINE ") and set(line) != {"^"}]
+    return " ".join(kept)
 
 
-def query(environment: Environment, sql: str, params: list[object] | None = None) -> pl.DataFrame:
-    """Run one read-only statement against the catalog and return its rows."""
-    check_read_only(sql)
-    with connect(environment) as con:
+def _printable(text: str) -> str:
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def _filesystem(files: Sequence[str]) -> tuple[pafs.FileSystem, list[str]]:
+    """One Arrow file system for a view's files, and their paths on it."""
+    if not any("://" in file for file in files):
+        return pafs.LocalFileSystem(), list(files)
+    fs, _ = fsspec.core.url_to_fs(files[0])
+    paths = [fsspec.core.url_to_fs(file)[1] for file in files]
+    if isinstance(fs, fsspec.implementations.local.LocalFileSystem):
+        return pafs.LocalFileSystem(), paths
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), paths
+
+
+def _dataset(files: Sequence[str]) -> ds.Dataset:
+    """An Arrow dataset over exactly ``files``, with the union of their columns."""
+    fs, paths = _filesystem(files)
+    first = ds.dataset(paths, format="parquet", filesystem=fs)
+    # Files of a table written by different versions may differ in columns: keep all.
+    schema = pa.unify_schemas(
+        [fragment.physical_schema for fragment in first.get_fragments()],
+        promote_options="permissive",
+    )
+    return ds.dataset(paths, schema=schema, format="parquet", filesystem=fs)
+
+
+def _is_native(kind: duckdb.sqltypes.DuckDBPyType) -> bool:
+    """Whether Parquet stores a column of ``kind`` (and every type nested in it) unchanged."""
+    if kind.id not in _NATIVE_TYPES:
+        return False
+    nested = [child for _, child in kind.children] if kind.id in _NESTED_TYPES else []
+    return all(_is_native(c) for c in nested if isinstance(c, duckdb.sqltypes.DuckDBPyType))
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    """Column names made unique as DuckDB's JSON does (a, a_1): files need distinct names."""
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, n = name, 0
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
+class _Deadline:
+    """Interrupts a connection's query once ``seconds`` have passed (never, if None)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float | None) -> None:
+        self.expired = False
+        self._con = con
+        self._timer = None if seconds is None else threading.Timer(seconds, self._expire)
+        if self._timer is not None:
+            self._timer.daemon = True
+
+    def _expire(self) -> None:
+        self.expired = True
+        self._con.interrupt()
+
+    def start(self) -> None:
+        if self._timer is not None:
+            self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+class Session:
+    """A sealed in-memory DuckDB connection over named Arrow sources, for one query at a time."""
+
+    def __init__(
+        self,
+        sources: Mapping[str, ds.Dataset | pa.Table],
+        limits: Limits = Limits(),
+        files: Mapping[str, tuple[str, ...]] | None = None,
+        skipped: tuple[str, ...] = (),
+        note: str | None = None,
+    ) -> None:
+        self.limits = limits
+        self.views = tuple(sorted(sources))
+        # Files left out of the views, and what is wrong with the catalog file, if
+        # anything: warnings for the user, never a reason to refuse a query.
+        self.skipped = tuple(_printable(line) for line in skipped)
+        self.note = note
+        self._files = dict(files or {})
+        self._con = duckdb.connect(":memory:")
         try:
-            relation = con.sql(sql, params=params or None)
-            frame: pl.DataFrame = pl.DataFrame() if relation is None else relation.pl()
-            return frame
-        except duckdb.PermissionException as exc:
-            raise QueryRefusedError(
-                f"{exc}; allowed: the catalog's views (runs, features, dataset, "
-                "preset_summary, builds) and files inside the warehouse"
-            ) from exc
+            # Spilling would write temporary files: set before access is sealed.
+            self._con.execute("SET temp_directory = ''")
+            try:
+                self._con.execute("SET memory_limit = ?", [limits.memory_limit])
+            except duckdb.Error as exc:
+                raise QueryFailedError(
+                    f"{MEMORY_FLAG} {limits.memory_limit!r} is not a memory size "
+                    f"({_one_line(exc)}); allowed: e.g. 2GB, 512MiB or 25%"
+                ) from exc
+            for name, source in sources.items():
+                self._con.register(name, source)
+            for statement in _SEAL:
+                self._con.execute(statement)
+        except BaseException:
+            self._con.close()
+            raise
+        self._deadline = _Deadline(self._con, limits.timeout_s)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._deadline.cancel()
+        self._con.close()
+
+    def execute(self, sql: str, params: Sequence[object] | None = None) -> Result:
+        """Run ``sql`` as it is: every statement form is safe here, none is filtered."""
+        self._deadline.start()
+        try:
+            relation = self._con.sql(sql, params=list(params) if params else None)
         except duckdb.Error as exc:
-            # A damaged warehouse file is named with its fix; any other error as it is.
-            quoted = _QUOTED_PARQUET.search(str(exc))
-            repair = quoted and repair_for(environment.warehouse, Path(quoted.group(1)))
-            if not quoted or not repair:
-                raise QueryFailedError(f"the query failed: {exc}") from exc
-            raise damaged_file_error(quoted.group(1), str(exc), repair) from exc
+            raise self._failure(exc) from exc
+        return Result(self, relation)
+
+    def _failure(self, exc: duckdb.Error) -> Exception:
+        """The one-line error a user sees for a DuckDB error while running or fetching."""
+        text = _one_line(exc)
+        if isinstance(exc, duckdb.InterruptException):
+            return (
+                self._timed_out()
+                if self._deadline.expired
+                else QueryFailedError("the query was interrupted")
+            )
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            first = str(exc).splitlines()[0]
+            return QueryLimitError(
+                f"the query needs more memory than its limit of {self.limits.memory_limit} "
+                f"({first}); raise it with {MEMORY_FLAG} (e.g. {MEMORY_FLAG} 50%), or ask for "
+                "less: fewer columns, a LIMIT or an aggregate"
+            )
+        if isinstance(exc, duckdb.PermissionException) or "configuration has been locked" in text:
+            return QueryRefusedError(
+                f"{text}; mfn sql reads only its views ({self._view_list()}): no statement "
+                f"can read or write other files or change settings (limits are set with "
+                f"{TIMEOUT_FLAG} and {MEMORY_FLAG})"
+            )
+        stream = _STREAM_FAILED.search(str(exc))
+        damage = self._damaged(stream[1]) if stream else None
+        if damage is not None:
+            return damage
+        views = ""
+        if isinstance(exc, duckdb.CatalogException) and "does not exist" in text:
+            missing = _MISSING_TABLE.search(text)
+            if missing and (left_out := self._left_out(missing[1])):
+                return left_out
+            views = f"; views: {self._view_list()}"
+        return QueryFailedError(f"the query failed: {text}{views}")
+
+    def _left_out(self, view: str) -> WarehouseError | None:
+        """For a view with no file because every file was left out: the first reason why."""
+        from mfn_pipeline.storage import WarehouseError  # noqa: PLC0415
+
+        lines = [line for line in self.skipped if f" left out of view {view}: " in line]
+        if view in self.views or not lines:
+            return None
+        more = f" (and {len(lines) - 1} more files)" if len(lines) > 1 else ""
+        return WarehouseError(f"view {view} has no readable file{more}: {lines[0]}")
+
+    def _timed_out(self) -> QueryLimitError:
+        seconds = self.limits.timeout_s or 0.0
+        return QueryLimitError(
+            f"the query ran past its time limit of {seconds:g} s and was stopped; raise it "
+            f"with {TIMEOUT_FLAG} SECONDS (e.g. {TIMEOUT_FLAG} {seconds * 4:g})"
+        )
+
+    def _view_list(self) -> str:
+        return ", ".join(self.views) or "none yet: build a preset first (mfn build small)"
+
+    def _damaged(self, view: str) -> WarehouseError | None:
+        """The error naming the first file of ``view`` that does not decode, if one does not."""
+        from mfn_pipeline.storage import damaged_file_error, rebuild_hint, record_hint  # noqa: PLC0415
+
+        files = self._files.get(view, ())
+        fs, paths = _filesystem(files) if files else (pafs.LocalFileSystem(), [])
+        for file, path in zip(files, paths, strict=True):
+            try:
+                # Batch by batch, so a large partition is checked in bounded memory.
+                for _ in pq.ParquetFile(path, filesystem=fs).iter_batches(BATCH_ROWS):
+                    pass
+            except (pa.ArrowException, OSError) as exc:
+                repair = (
+                    record_hint(file)
+                    if view == RECORDS_VIEW
+                    else rebuild_hint(PurePosixPath(file).stem)
+                )
+                detail = _printable(f"{type(exc).__name__}: {exc}")
+                return damaged_file_error(file, detail, repair)
+        return None
+
+
+class Result:
+    """The rows of one statement, fetched as a stream of Arrow record batches."""
+
+    def __init__(self, session: Session, relation: duckdb.DuckDBPyRelation) -> None:
+        self._session = session
+        self._relation = relation
+        self.columns = _unique(relation.columns)
+
+    def stream(self, form: Form) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The schema of the rows in ``form`` and their batches, fetched as they are read.
+
+        A limit reached or a damaged file raises while the batches are read.
+        """
+        session = self._session
+        try:
+            reader = self._shaped(form).to_arrow_reader(BATCH_ROWS)
+        except duckdb.Error as exc:
+            raise session._failure(exc) from exc
+        names = ["json"] if form == "json" else self.columns
+        schema = pa.schema(
+            [field.with_name(n) for field, n in zip(reader.schema, names, strict=True)]
+        )
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                for batch in reader:
+                    # An interrupt that lands between two fetches must still stop it.
+                    if session._deadline.expired:
+                        raise session._timed_out()
+                    yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+            except duckdb.Error as exc:
+                raise session._failure(exc) from exc
+
+        return schema, batches()
+
+    def _shaped(self, form: Form) -> duckdb.DuckDBPyRelation:
+        relation = self._relation
+        if form == "json":
+            # The row as a struct: DuckDB writes each value as JSON, big integers exact.
+            rows = relation.query("mfn_result", "SELECT to_json(mfn_result) FROM mfn_result")
+            assert rows is not None  # a SELECT always has a relation
+            return rows
+        varchar = duckdb.sqltype("VARCHAR")
+        # Positional references: result names may repeat or hold any character.
+        columns = [
+            duckdb.SQLExpression(f"#{i}").cast(varchar)
+            if form == "text" or not _is_native(kind)
+            else duckdb.SQLExpression(f"#{i}")
+            for i, kind in enumerate(relation.types, start=1)
+        ]
+        return relation.project(*columns)
+
+
+def json_rows(batch: pa.RecordBatch) -> Iterator[str]:
+    """The JSON objects of a ``json`` batch; NaN and infinities, which JSON lacks, as null."""
+    for text in batch.column(0).to_pylist():
+        row = str(text)
+        if "NaN" in row or "Infinity" in row:
+            row = _JSON_NON_FINITE.sub(lambda m: m[1] or "null", row)
+        yield row
+
+
+def open_warehouse(environment: Environment, limits: Limits = Limits()) -> Session:
+    """A session over the warehouse's partitions, one view per table that has any."""
+    from mfn_pipeline import storage  # noqa: PLC0415
+
+    found = storage.view_files(environment.warehouse)
+    return Session(
+        {view: _dataset(files) for view, files in found.files.items() if files},
+        limits,
+        found.files,
+        found.skipped,
+        storage.catalog_problem(Path(environment.catalog)),
+    )
+
+
+def query(
+    environment: Environment, sql: str, params: Sequence[object] | None = None
+) -> pl.DataFrame:
+    """Run one read-only statement over the warehouse and return its rows."""
+    check_read_only(sql)
+    with open_warehouse(environment) as session:
+        schema, batches = session.execute(sql, params).stream("native")
+        return pl.DataFrame(pa.Table.from_batches(list(batches), schema=schema))

@@ -6,17 +6,23 @@ Exit status: 0 success, 1 failure (a build, a query, the configuration), 2 usage
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
+from mfn_core.resources import BATCH_TARGET_BYTES
+from mfn_pipeline import catalog
 from mfn_pipeline.settings import PROJECT_ROOT, ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -219,10 +225,15 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_sql(args: argparse.Namespace, out: TextIO) -> int:
-    from mfn_pipeline.catalog import query  # noqa: PLC0415
-
-    frame = query(_settings().environment, args.query)
-    _emit(frame, args.format, args.out, out)
+    _check_target(args.format, args.out)
+    catalog.check_read_only(args.query)
+    limits = catalog.Limits(timeout_s=args.timeout, memory_limit=args.memory_limit)
+    with catalog.open_warehouse(_settings().environment, limits) as session:
+        # The query answers from the other files; the user learns what was left out.
+        for line in (session.note, *session.skipped):
+            if line:
+                sys.stderr.write(f"mfn sql: warning: {line}\n")
+        _emit(session.execute(args.query), args.format, args.out, out, args.max_rows)
     return EXIT_OK
 
 
@@ -314,24 +325,111 @@ def cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _emit(frame: pl.DataFrame, fmt: str, target: Path | None, out: TextIO) -> None:
+# What each output format asks of a query's rows (catalog.Form).
+_FORMS: dict[str, catalog.Form] = {
+    "table": "text",
+    "csv": "text",
+    "json": "json",
+    "parquet": "native",
+}
+
+
+def _check_target(fmt: str, target: Path | None) -> None:
+    if fmt == "table" and target is not None:
+        raise UsageError("--out needs --format csv, json or parquet")
+    if fmt == "parquet" and target is None:
+        raise UsageError("--format parquet needs --out FILE")
+
+
+def _emit(
+    rows: pl.DataFrame | catalog.Result,
+    fmt: str,
+    target: Path | None,
+    out: TextIO,
+    max_rows: int | None = None,
+) -> None:
+    """Rows to the terminal (at most ``max_rows``) or, streamed in batches, to ``target``."""
+    _check_target(fmt, target)
+    if isinstance(rows, pl.DataFrame):
+        # A stored partition, not a query: written the same way, with no time limit.
+        with catalog.Session({"frame": rows.to_arrow()}, catalog.Limits(timeout_s=None)) as s:
+            _emit(s.execute("SELECT * FROM frame"), fmt, target, out, max_rows)
+        return
+    schema, batches = rows.stream(_FORMS[fmt])
+    if target is not None:
+        _write_file(schema, batches, fmt, target)
+        return
+    shown: list[pa.RecordBatch] = []
+    count, cap = 0, catalog.DEFAULT_MAX_ROWS if max_rows is None else max_rows
+    more = False
+    for batch in batches:
+        if count + batch.num_rows > cap:
+            shown.append(batch.slice(0, cap - count))
+            count, more = cap, True
+            break
+        shown.append(batch)
+        count += batch.num_rows
+    table = pa.Table.from_batches(shown, schema)
     if fmt == "table":
-        if target is not None:
-            raise UsageError("--out needs --format csv, json or parquet")
-        _print_table(frame, out)
-        return
-    if target is None:
-        if fmt == "parquet":
-            raise UsageError("--format parquet needs --out FILE")
-        out.write(frame.write_csv() if fmt == "csv" else frame.write_json())
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        frame.write_csv(target)
-    elif fmt == "json":
-        frame.write_json(target)
+        _print_table(pl.DataFrame(table), out)
+    elif fmt == "csv":
+        sink = io.BytesIO()
+        pa_csv.write_csv(table, sink)
+        out.write(sink.getvalue().decode())
     else:
-        frame.write_parquet(target)
+        out.write(_json_array(table.to_batches()))
+    if more:
+        sys.stderr.write(
+            f"mfn sql: showed the first {count} rows; more exist: print more with "
+            f"{catalog.ROWS_FLAG} N, or write every row to a file with --out FILE\n"
+        )
+
+
+def _json_array(batches: Iterable[pa.RecordBatch]) -> str:
+    rows = [row for batch in batches for row in catalog.json_rows(batch)]
+    return "[\n" + ",\n".join(rows) + "\n]\n" if rows else "[]\n"
+
+
+def _row_groups(batches: Iterable[pa.RecordBatch]) -> Iterator[list[pa.RecordBatch]]:
+    """Batches gathered into row groups of about BATCH_TARGET_BYTES, as builds write them."""
+    group: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        group.append(batch)
+        size += batch.nbytes
+        if size >= BATCH_TARGET_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _write_file(
+    schema: pa.Schema, batches: Iterator[pa.RecordBatch], fmt: str, target: Path
+) -> None:
+    """Stream ``batches`` into ``target``: a failed query leaves no partial file behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        if fmt == "parquet":
+            with pq.ParquetWriter(partial, schema) as parquet:
+                for group in _row_groups(batches):
+                    parquet.write_table(pa.Table.from_batches(group, schema))
+        elif fmt == "csv":
+            with pa_csv.CSVWriter(partial, schema) as csv_out:
+                for batch in batches:
+                    csv_out.write_batch(batch)
+        else:
+            with partial.open("w", encoding="utf-8") as handle:
+                separator = "[\n"
+                for batch in batches:
+                    for row in catalog.json_rows(batch):
+                        handle.write(separator + row)
+                        separator = ",\n"
+                handle.write("[]\n" if separator == "[\n" else "\n]\n")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _print_table(frame: pl.DataFrame, out: TextIO) -> None:
@@ -344,6 +442,29 @@ def _print_table(frame: pl.DataFrame, out: TextIO) -> None:
         tbl_hide_column_data_types=True,
     ):
         out.write(f"{frame}\n")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time limit; allowed: seconds > 0")
+    return seconds
+
+
+def _memory_limit(text: str) -> str:
+    try:
+        return catalog.check_memory_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _row_count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a row count; allowed: 0, 1, 2, ...")
+    return int(text)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -365,7 +486,30 @@ def parser() -> argparse.ArgumentParser:
     sql = commands.add_parser("sql", help="run one read-only SQL query on the catalog")
     sql.add_argument("query", help='e.g. "SELECT preset, count(*) FROM dataset GROUP BY 1"')
     sql.add_argument("--format", choices=FORMATS, default="table")
-    sql.add_argument("--out", type=Path, help="write to this file instead of the terminal")
+    sql.add_argument("--out", type=Path, help="write every row to this file (csv, json, parquet)")
+    sql.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=catalog.DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"stop the query after this long (default {catalog.DEFAULT_TIMEOUT_S:g})",
+    )
+    sql.add_argument(
+        "--memory-limit",
+        type=_memory_limit,
+        default=catalog.DEFAULT_MEMORY_LIMIT,
+        metavar="SIZE",
+        # argparse formats help with %: the default's own % is doubled.
+        help="DuckDB's memory limit, e.g. 2GB or 50%% of this machine's memory (default "
+        f"{catalog.DEFAULT_MEMORY_LIMIT.replace('%', '%%')})",
+    )
+    sql.add_argument(
+        "--max-rows",
+        type=_row_count,
+        default=catalog.DEFAULT_MAX_ROWS,
+        metavar="N",
+        help=f"rows printed to the terminal; --out gets all (default {catalog.DEFAULT_MAX_ROWS})",
+    )
     sql.set_defaults(run=cmd_sql)
 
     rebuild = commands.add_parser(
@@ -397,11 +541,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     args = parser().parse_args(argv)
-    from mfn_pipeline.catalog import (  # noqa: PLC0415
-        CatalogMissingError,
-        QueryFailedError,
-        QueryRefusedError,
-    )
+    from mfn_pipeline.catalog import QueryFailedError, QueryRefusedError  # noqa: PLC0415
     from mfn_pipeline.storage import WarehouseError  # noqa: PLC0415
 
     try:
@@ -413,7 +553,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         ConfigError,
         QueryRefusedError,
         QueryFailedError,
-        CatalogMissingError,
         WarehouseError,
     ) as exc:
         sys.stderr.write(f"mfn {args.command}: {exc}\n")
