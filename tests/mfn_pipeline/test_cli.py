@@ -216,16 +216,6 @@ def test_unknown_preset_is_a_usage_error_listing_the_known_ones(
     assert "transition" in err
 
 
-def test_sql_before_any_build_says_what_to_do(
-    environment: Environment, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(
-        cli, "_settings", lambda: dataclasses.replace(SETTINGS, environment=environment)
-    )
-    assert cli.main(["sql", "SELECT 1"]) == cli.EXIT_FAILURE
-    assert "build a preset first" in capsys.readouterr().err
-
-
 def test_console_script_help_on_every_command() -> None:
     mfn = Path(sys.executable).with_name("mfn")
     if not mfn.exists():  # an older editable install: install the entry point now
