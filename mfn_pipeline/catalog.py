@@ -282,14 +282,17 @@ class Session:
         self._deadline.start()
         try:
             relation = self._con.sql(sql, params=list(params) if params else None)
-        except duckdb.Error as exc:
+        except (duckdb.Error, RuntimeError) as exc:
             raise self._failure(exc) from exc
         return Result(self, relation)
 
-    def _failure(self, exc: duckdb.Error) -> Exception:
+    def _failure(self, exc: duckdb.Error | RuntimeError) -> Exception:
         """The one-line error a user sees for a DuckDB error while running or fetching."""
         text = _one_line(exc)
-        if isinstance(exc, duckdb.InterruptException):
+        # A Ctrl-C that lands while a result streams surfaces as "Query interrupted".
+        if isinstance(exc, duckdb.InterruptException) or (
+            isinstance(exc, RuntimeError) and "interrupted" in text.lower()
+        ):
             return (
                 self._timed_out()
                 if self._deadline.expired
@@ -378,7 +381,7 @@ class Result:
         session = self._session
         try:
             reader = self._shaped(form).to_arrow_reader(BATCH_ROWS)
-        except duckdb.Error as exc:
+        except (duckdb.Error, RuntimeError) as exc:
             raise session._failure(exc) from exc
         names = ["json"] if form == "json" else self.columns
         schema = pa.schema(
@@ -392,7 +395,7 @@ class Result:
                     if session._deadline.expired:
                         raise session._timed_out()
                     yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
-            except duckdb.Error as exc:
+            except (duckdb.Error, RuntimeError) as exc:
                 raise session._failure(exc) from exc
 
         return schema, batches()

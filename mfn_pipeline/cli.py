@@ -228,12 +228,15 @@ def cmd_sql(args: argparse.Namespace, out: TextIO) -> int:
     _check_target(args.format, args.out)
     catalog.check_read_only(args.query)
     limits = catalog.Limits(timeout_s=args.timeout, memory_limit=args.memory_limit)
-    with catalog.open_warehouse(_settings().environment, limits) as session:
-        # The query answers from the other files; the user learns what was left out.
-        for line in (session.note, *session.skipped):
-            if line:
-                sys.stderr.write(f"mfn sql: warning: {line}\n")
-        _emit(session.execute(args.query), args.format, args.out, out, args.max_rows)
+    try:
+        with catalog.open_warehouse(_settings().environment, limits) as session:
+            # The query answers from the other files; the user learns what was left out.
+            for line in (session.note, *session.skipped):
+                if line:
+                    sys.stderr.write(f"mfn sql: warning: {line}\n")
+            _emit(session.execute(args.query), args.format, args.out, out, args.max_rows)
+    except KeyboardInterrupt:
+        raise catalog.QueryFailedError("the query was interrupted (Ctrl-C)") from None
     return EXIT_OK
 
 

@@ -8,8 +8,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -577,3 +579,27 @@ def test_before_any_build_a_view_query_says_what_to_do(
         cli.EXIT_OK,
         "┌────────┐\n│ answer │\n╞════════╡\n│ 42     │\n└────────┘\n",
     )
+
+
+def test_ctrl_c_is_one_line_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    target = tmp_path / "all.csv"
+    env = {**os.environ, "MFN_WAREHOUSE": str(tmp_path / "wh"), "MFN_CATALOG": str(tmp_path / "c")}
+    sql = "SELECT * FROM range(10000000000)"
+    command = [sys.executable, "-m", "mfn_pipeline.cli", "sql", sql, "--format", "csv"]
+    query = subprocess.Popen(
+        [*command, "--out", str(target)],
+        env=env,
+        cwd=PROJECT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    partial = tmp_path / f".{target.name}.partial"
+    deadline = time.monotonic() + 120
+    while not partial.exists() and query.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert partial.exists(), "the query never started writing"
+    query.send_signal(signal.SIGINT)
+    _, err = query.communicate(timeout=60)
+    assert query.returncode == cli.EXIT_FAILURE
+    assert err == "mfn sql: the query was interrupted (Ctrl-C)\n"
+    assert sorted(tmp_path.iterdir()) == []
