@@ -603,3 +603,32 @@ def test_ctrl_c_is_one_line_and_leaves_no_partial_file(tmp_path: Path) -> None:
     assert query.returncode == cli.EXIT_FAILURE
     assert err == "mfn sql: the query was interrupted (Ctrl-C)\n"
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_notebook_holding_the_catalog_read_write_does_not_block_a_query(
+    local: Environment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+            "sys.stdin.read()",
+            str(local.catalog),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        code, out, err = run(
+            ["sql", "SELECT count(*) AS n FROM dataset", "--format", "csv"], capsys
+        )
+    finally:
+        holder.communicate(timeout=60)
+    assert code == cli.EXIT_OK
+    assert out.split() == ['"n"', f'"{SMALL_RUNS}"']
+    assert err.startswith("mfn sql: warning: ")
+    assert "read_only=True" in err
