@@ -87,9 +87,12 @@ _STREAM_FAILED = re.compile(r"reading the stream registered as '([^']+)' failed"
 # strings are matched first so that text inside them is never touched.
 _JSON_NON_FINITE = re.compile(r'("(?:[^"\\]|\\.)*")|-?Infinity|NaN')
 
-# Statement kinds that only read. DESCRIBE, SHOW and SUMMARIZE parse as SELECT. This
-# check only words the refusal of other statements; the sandbox is the guarantee.
-READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+# Statement kinds that only read. DESCRIBE, SHOW and SUMMARIZE parse as SELECT, PIVOT
+# as MULTI (a type of its pivot values, in memory, then a SELECT). This check only
+# words the refusal of other statements; the sandbox is the guarantee.
+READ_ONLY_STATEMENTS = frozenset(
+    {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.MULTI}
+)
 
 
 class QueryRefusedError(ValueError):
@@ -141,7 +144,7 @@ def check_read_only(sql: str) -> None:
     if kind not in READ_ONLY_STATEMENTS:
         raise QueryRefusedError(
             f"{kind.name} statements are refused: mfn sql only reads; allowed: SELECT, "
-            "WITH ... SELECT, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN"
+            "WITH ... SELECT, DESCRIBE, SHOW, SUMMARIZE, PIVOT, EXPLAIN"
         )
 
 

@@ -215,6 +215,24 @@ def test_the_command_refuses_writes_and_foreign_reads_with_any_warehouse(
     assert snapshot(local_partition) == before
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SUMMARIZE SELECT sim_id FROM dataset",
+        "DESCRIBE dataset",
+        "FROM dataset SELECT count(*)",
+        "PIVOT (SELECT preset, sim_id FROM dataset) ON preset USING count(*)",
+        "EXPLAIN SELECT * FROM dataset",
+    ],
+)
+def test_read_only_statement_forms_answer(
+    sql: str, local: Environment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["sql", sql], capsys)
+    assert (code, err) == (cli.EXIT_OK, "")
+    assert out.startswith("┌")
+
+
 def test_every_warehouse_kind_answers_from_its_partitions(
     any_warehouse: Environment, capsys: pytest.CaptureFixture[str]
 ) -> None:
