@@ -104,11 +104,17 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+UI_WAIT_MS = 30_000
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     opened = context.new_page()
-    opened.set_default_timeout(30_000)
+    opened.set_default_timeout(UI_WAIT_MS)
+    # Assertions wait as long as actions: on a busy machine the partition list of the
+    # Materialize dialog took more than Playwright's default 5 s to appear.
+    expect.set_options(timeout=UI_WAIT_MS)
     yield opened
     context.close()
 
