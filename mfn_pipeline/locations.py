@@ -26,6 +26,11 @@ DUCKDB_MAGIC, DUCKDB_MAGIC_OFFSET = b"DUCK", 8
 # The table that marks this product's catalog, and how a user rebuilds one.
 MARKER_TABLE = "mfn_catalog_info"
 REBUILD = "it is rebuilt by the next build, or now with: mfn catalog"
+# DuckDB's words for a file another process holds open read-write, and for one this
+# process holds under other settings. Matched exactly: a damaged file's messages
+# ("... checksum ... in block ...") must never read as held.
+_HELD_ELSEWHERE = "Could not set lock on file"
+_HELD_HERE = "with a different configuration"
 # A held catalog is recognised by its marker's name in the file; a catalog holds
 # only views, so the name lies well within this many bytes.
 _MARKER_SCAN_BYTES = 16 * 1024 * 1024
@@ -145,7 +150,7 @@ def _database_state(path: Path) -> CatalogFile:
         detail = str(exc).splitlines()[0]
         # Another process's write lock, or this process holding it under another
         # configuration: the file is fine, but who owns it is read from its bytes.
-        if "lock" in detail.lower() or "different configuration" in detail:
+        if _HELD_ELSEWHERE in detail or _HELD_HERE in detail:
             held = CatalogState.HELD if _holds_marker(path) else CatalogState.HELD_FOREIGN
             return CatalogFile(path, held, detail)
         # A database of a newer DuckDB is someone's data, unless it names our marker.

@@ -8,6 +8,7 @@ import fcntl
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -384,7 +385,7 @@ def test_a_catalog_path_that_is_not_the_products_catalog_is_refused_before_any_w
     assert (target.read_bytes() if target.is_file() else None) == before
 
 
-@pytest.mark.parametrize("damage", ["zero bytes", "damaged"])
+@pytest.mark.parametrize("damage", ["zero bytes", "cut", "overwritten blocks"])
 def test_an_empty_or_damaged_catalog_is_named_and_rebuilt(
     damage: str, warehouse: Warehouse, locations: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -393,8 +394,15 @@ def test_an_empty_or_damaged_catalog_is_named_and_rebuilt(
     if damage == "zero bytes":
         catalog.write_bytes(b"")
         expected = "the catalog is empty (0 bytes)"
-    else:
+    elif damage == "cut":
         catalog.write_bytes(catalog.read_bytes()[:9000])  # DuckDB's magic bytes, then a cut
+        expected = "the catalog is damaged"
+    else:
+        # Junk over everything after the headers, the marker table's name included:
+        # DuckDB says "checksum ... in block ...", which is damage, not a lock.
+        data = bytearray(catalog.read_bytes())
+        data[4096:] = random.Random(0).randbytes(len(data) - 4096)
+        catalog.write_bytes(bytes(data))
         expected = "the catalog is damaged"
     problem = catalog_problem(catalog)
     assert problem is not None
