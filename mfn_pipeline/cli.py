@@ -296,6 +296,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"run {args.sim_id} of {preset} failed ({row['status']}): no field")
     n = row["grid_size"]
     field_mv = np.asarray(row["field"], dtype=np.float64).reshape(n, n) * 1000.0
+    _check_outside_the_data(args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(field_png(field_mv))
     out.write(
@@ -322,6 +323,7 @@ def cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
         args.y,
         f"{args.y} against {args.x}, preset {preset} ({dataset.height} runs)",
     )
+    _check_outside_the_data(args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(svg, encoding="utf-8")
     out.write(f"{args.out}: {args.y} against {args.x} for {dataset.height} runs of {preset}\n")
@@ -342,6 +344,32 @@ def _check_target(fmt: str, target: Path | None) -> None:
         raise UsageError("--out needs --format csv, json or parquet")
     if fmt == "parquet" and target is None:
         raise UsageError("--format parquet needs --out FILE")
+    if target is not None:
+        _check_outside_the_data(target)
+
+
+def _check_outside_the_data(target: Path) -> None:
+    """Refuse an --out file in the warehouse or over the catalog: only builds write there.
+
+    A copy of a partition in a table folder would be a stray file there, and one over
+    the catalog would replace it.
+    """
+    environment = _settings().environment
+    real = Path(os.path.realpath(target))
+    catalog = Path(os.path.realpath(environment.catalog))
+    if real in {
+        catalog,
+        catalog.with_name(f"{catalog.name}.wal"),
+        catalog.with_name(f"{catalog.name}.lock"),
+    }:
+        raise UsageError(f"--out {target} would replace the catalog {environment.catalog}")
+    if "://" not in environment.warehouse:
+        warehouse = Path(os.path.realpath(environment.warehouse))
+        if real.is_relative_to(warehouse):
+            raise UsageError(
+                f"--out {target} lies inside the warehouse {environment.warehouse}, where "
+                "only builds write; choose a path outside it"
+            )
 
 
 def _emit(

@@ -626,9 +626,13 @@ def _schema_problem(path: UPath, table: str) -> str | None:
         else "move it out of the warehouse if it is no partition of a preset, else "
         + rebuild_hint(path.name[: -len(SUFFIX)])
     )
+    # The preset a file's rows must all name: its own partition's, or its record folder's.
+    owner = path.parent.name if record else path.name[: -len(SUFFIX)]
     try:
         with path.open("rb") as handle:
-            schema = pq.read_schema(handle)
+            parquet = pq.ParquetFile(handle)
+            schema = parquet.schema_arrow
+            stranger = _other_preset(parquet, owner)
     # A footer that does not decode, or a file the OS refuses to read.
     except (pa.ArrowException, OSError) as exc:
         return f"not a readable Parquet file ({type(exc).__name__}: {exc}); {fix}"
@@ -645,7 +649,13 @@ def _schema_problem(path: UPath, table: str) -> str | None:
     if record and next(iter(expected)) not in stored:
         missing = [next(iter(expected))]
     if not (wrong or unexpected or missing):
-        return None
+        if stranger is None:
+            return None
+        # A copy or export of another preset's partition: viewed, it would count twice.
+        return (
+            f"its rows belong to preset {stranger!r}, not {owner!r} (a copy or an export "
+            f"of another partition); {fix}"
+        )
     found = "; ".join(
         part
         for part in (
@@ -659,6 +669,35 @@ def _schema_problem(path: UPath, table: str) -> str | None:
         f"its columns do not match the contract of {table} ({found}), e.g. a stray "
         f"export or a file of an older layout; {fix}"
     )
+
+
+def _other_preset(parquet: pq.ParquetFile, owner: str) -> str | None:
+    """A preset other than ``owner`` that some row of the file names, or None.
+
+    Told by the footer's min/max statistics of ``preset`` where the writer kept them
+    (polars does), else by reading that one column.
+    """
+    if "preset" not in parquet.schema_arrow.names:
+        return None
+    metadata = parquet.metadata
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            column = row_group.column(index)
+            if column.path_in_schema != "preset":
+                continue
+            stats = column.statistics
+            if stats is None or not stats.has_min_max:
+                return _other_preset_read(parquet, owner)
+            for value in (stats.min, stats.max):
+                if value != owner:
+                    return str(value)
+    return None
+
+
+def _other_preset_read(parquet: pq.ParquetFile, owner: str) -> str | None:
+    names = parquet.read(columns=["preset"]).column(0).unique().to_pylist()
+    return next((str(name) for name in names if name != owner), None)
 
 
 def _some(items: list[str], shown: int = 4) -> str:

@@ -275,6 +275,33 @@ def test_a_build_shows_the_files_the_catalog_leaves_out(
     assert counts_of(warehouse, "preset_summary") == 1
 
 
+def test_copies_and_exports_of_a_partition_are_left_out(warehouse: Warehouse) -> None:
+    fill(warehouse)
+    root = Path(warehouse.root)
+    small = root / "mfn_dataset" / "small.parquet"
+    # `mfn export small --out <warehouse>/mfn_dataset/export.parquet`, a copy saved
+    # under another preset's name, and a build record filed under another preset.
+    shutil.copy(small, root / "mfn_dataset" / "export.parquet")
+    shutil.copy(small, root / "mfn_dataset" / "large.parquet")
+    (root / "builds" / "large").mkdir()
+    shutil.copy(root / "builds" / "small" / "run-small.parquet", root / "builds" / "large")
+    # No statistics in the footer: the rows are read instead.
+    pl.read_parquet(small).write_parquet(
+        root / "mfn_dataset" / "benchmark.parquet", statistics=False
+    )
+
+    refreshed = refresh_catalog(warehouse.root, Path(warehouse.catalog))
+    for name, owner in (
+        ("mfn_dataset/export.parquet", "export"),
+        ("mfn_dataset/large.parquet", "large"),
+        ("builds/large/run-small.parquet", "large"),
+        ("mfn_dataset/benchmark.parquet", "benchmark"),
+    ):
+        (line,) = [line for line in refreshed.views.skipped if name in line]
+        assert f"its rows belong to preset 'small', not {owner!r}" in line
+    assert counts(Path(warehouse.catalog)) == EXPECTED_ROWS  # small is not counted twice
+
+
 def counts_of(warehouse: Warehouse, view: str) -> int:
     with catalog_connection(warehouse.catalog) as con:
         return int(con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0])

@@ -276,3 +276,27 @@ def test_plot_unknown_column_lists_the_columns(
 ) -> None:
     assert cli.main(["plot", "small", "seed", "D_bax"]) == cli.EXIT_USAGE
     assert "'D_bax' is not a data set column; allowed: sim_id" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["sql", "export", "show", "plot"])
+def test_no_out_file_lands_in_the_warehouse_or_over_the_catalog(
+    built: Environment, command: str
+) -> None:
+    args = {
+        "sql": ["sql", "SELECT * FROM dataset", "--format", "parquet"],
+        "export": ["export", "small"],
+        "show": ["show", "small", "0"],
+        "plot": ["plot", "small", "alpha", "D_box_rel"],
+    }[command]
+    warehouse = Path(built.warehouse)
+    before = {p: p.read_bytes() for p in warehouse.rglob("*") if p.is_file()}
+    catalog = built.catalog.read_bytes()
+    for target in (
+        warehouse / "mfn_dataset" / "export.parquet",
+        warehouse / "mfn_dataset" / "small.parquet",
+        built.catalog,
+    ):
+        code, _ = run([*args, "--out", str(target)])
+        assert code == cli.EXIT_USAGE
+    assert {p: p.read_bytes() for p in warehouse.rglob("*") if p.is_file()} == before
+    assert built.catalog.read_bytes() == catalog
