@@ -15,6 +15,7 @@ import polars as pl
 
 from mfn_core.features import ALL_FEATURE_NAMES, COUNT_FEATURES
 from mfn_core.params import PARAM_SPECS, ParamSpec
+from mfn_core.presets import NAME_PATTERN
 from mfn_core.sweep import ARRAY_SCHEMA, STATUS_FAILED, STATUS_OK
 
 V_RANGE_MV = (-95.0, 40.0)  # the model's clamp, in the features' millivolts
@@ -70,7 +71,7 @@ def _finite() -> pa.Check:
 
 _KEY = {
     "sim_id": pa.Column(pl.Int64, pa.Check.ge(0), unique=True),
-    "preset": pa.Column(pl.String, pa.Check.str_matches(r"^[a-z0-9_-]{1,64}$")),
+    "preset": pa.Column(pl.String, pa.Check.str_matches(f"^{NAME_PATTERN.pattern}$")),
 }
 # Seed first, as in the sweep's rows.
 _PARAMS = {

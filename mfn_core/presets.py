@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,10 @@ from mfn_core.params import (
 )
 from mfn_core.yaml_files import read_yaml
 
-NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
+# A name is a partition key, a file name and a command-line argument: it starts with a
+# letter or digit, so no command reads it as an option.
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+NAME_RULE = "1 to 64 characters from a-z, 0-9, '_' and '-', starting with a letter or digit"
 MAX_SAMPLES = 1_000_000
 REQUIRED_KEYS = ("name", "grid_size", "steps", "num_samples", "seeds_per_config", "base_seed")
 OPTIONAL_KEYS = ("description", "sweep", "params", "expect")
@@ -159,14 +163,21 @@ def parse_preset(document: object, path: Path) -> Preset:
     name = document["name"]
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise PresetError(
-            f"{path}: name = {shown(name)} is not a valid preset name; "
-            "allowed: 1 to 64 characters from a-z, 0-9, '_' and '-'"
+            f"{path}: name = {shown(name)} is not a valid preset name; allowed: {NAME_RULE}"
         )
     description = document.get("description", "")
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS:
         raise PresetError(
             f"{path}: description = {shown(description)} is invalid; allowed: text of at "
             f"most {MAX_DESCRIPTION_CHARS} characters"
+        )
+    # Printed by `mfn presets` and shown in the UI: no terminal escapes, no bidi overrides.
+    hidden = next((c for c in description if _is_control(c)), None)
+    if hidden is not None:
+        raise PresetError(
+            f"{path}: description holds the control character U+{ord(hidden):04X} at "
+            f"position {description.index(hidden)}; allowed: printable text, line breaks "
+            "and tabs"
         )
 
     def integer(key: str, low: int, high: int) -> int:
@@ -199,6 +210,11 @@ def parse_preset(document: object, path: Path) -> Preset:
         expect=expect,
         source=path,
     )
+
+
+def _is_control(character: str) -> bool:
+    """A character that steers a terminal or the text direction instead of showing."""
+    return character not in "\n\t" and unicodedata.category(character) in ("Cc", "Cf")
 
 
 def _checked(path: Path, param: str, value: object, label: str) -> Any:
@@ -329,10 +345,15 @@ def _parse_constant(section: object, path: Path) -> dict[str, str]:
                 f"({unknown_names([column], ALL_FEATURE_NAMES)}); "
                 f"allowed: {', '.join(ALL_FEATURE_NAMES)}"
             )
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_CHARS:
+        if (
+            not isinstance(reason, str)
+            or not reason.strip()
+            or len(reason) > MAX_REASON_CHARS
+            or any(_is_control(c) for c in reason)
+        ):
             raise PresetError(
                 f"{path}: expect.constant.{column} = {shown(reason)} is invalid; allowed: a "
-                f"non-empty reason of at most {MAX_REASON_CHARS} characters"
+                f"non-empty reason of at most {MAX_REASON_CHARS} printable characters"
             )
         constant[column] = " ".join(reason.split())
     return constant

@@ -27,6 +27,7 @@ from mfn_pipeline.settings import PROJECT_ROOT, ConfigError, Settings
 
 if TYPE_CHECKING:
     import dagster as dg
+    from dagster_shared.error import SerializableErrorInfo
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 FORMATS = ("table", "csv", "json", "parquet")
@@ -137,7 +138,7 @@ class BuildOutcome:
             if event.is_step_failure:
                 data = event.step_failure_data
                 user = data.user_failure_data
-                reason = (user.description if user else None) or data.error_display_string
+                reason = (user.description if user else None) or _root_cause(data.error)
                 first_line = (reason or "failed").strip().splitlines()[0]
                 problems.append(f"{preset}: step {event.step_key}: {first_line}")
         # Checks evaluated before a step failed count too: they judged what was stored.
@@ -155,6 +156,15 @@ class BuildOutcome:
                 problems.append(line)
         status = CHECKS_FAILED if checks_failed else BUILT
         return cls(status if result.success else FAILED, checks_failed, problems, warnings)
+
+
+def _root_cause(error: SerializableErrorInfo | None) -> str | None:
+    """The innermost error of a step failure: Dagster wraps what the asset raised."""
+    if error is None:
+        return None
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()  # Dagster's message starts with the class name
 
 
 def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
@@ -587,6 +597,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         WarehouseError,
     ) as exc:
         sys.stderr.write(f"mfn {args.command}: {exc}\n")
+        return EXIT_FAILURE
+    # The file system or object store refused (an unreachable URL warehouse, a full or
+    # read-only disk): say so in one line, naming what it was given.
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        environment = _settings().environment
+        sys.stderr.write(
+            f"mfn {args.command}: the file system or object store refused{where}: {reason}; "
+            f"check that the warehouse ({environment.warehouse}) and the catalog "
+            f"({environment.catalog}) are reachable and writable\n"
+        )
         return EXIT_FAILURE
     return code
 

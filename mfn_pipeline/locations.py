@@ -188,6 +188,17 @@ def glob_refusal(field: str, location: str) -> str | None:
     )
 
 
+def folder_refusal(warehouse: str) -> str | None:
+    """Why a local warehouse path cannot hold the tables: something other than a folder."""
+    if "://" in warehouse or not os.path.lexists(warehouse) or os.path.isdir(warehouse):
+        return None
+    kind = "a file" if os.path.isfile(warehouse) else "not a folder"
+    return (
+        f"warehouse = {warehouse!r} is {kind}; allowed: a folder (it is created if missing) "
+        "or an fsspec URL"
+    )
+
+
 def nesting_refusal(warehouse: str, catalog: Path) -> str | None:
     """Why the catalog must not live where it is: the warehouse, or inside its tables."""
     if "://" in warehouse:

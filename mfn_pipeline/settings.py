@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import fsspec
 
-from mfn_core.presets import NAME_PATTERN, Preset, PresetError, load_preset
+from mfn_core.presets import NAME_PATTERN, NAME_RULE, Preset, PresetError, load_preset
 from mfn_core.resources import GIB, MIB, estimate_for
 from mfn_core.sweep import default_workers
 from mfn_core.yaml_files import read_yaml
-from mfn_pipeline.locations import glob_refusal, inspect_catalog, nesting_refusal
+from mfn_pipeline.locations import (
+    folder_refusal,
+    glob_refusal,
+    inspect_catalog,
+    nesting_refusal,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_VAR, CONFIG_DIR_VAR = "MFN_ENV", "MFN_CONFIG_DIR"
@@ -167,13 +172,15 @@ def _load_environment(path: Path, name: str) -> Environment:
         )
     for key in LIMIT_KEYS:
         _positive_int(path, f"limits.{key}", limits[key])
-    warehouse = os.environ.get(WAREHOUSE_VAR) or text("warehouse")
-    catalog = os.environ.get(CATALOG_VAR) or text("catalog")
+    # A location from the environment is the user's, relative to where they stand; one
+    # from the file is the project's, relative to the project folder.
+    warehouse, warehouse_base = _location(path, WAREHOUSE_VAR, text, "warehouse")
+    catalog, catalog_base = _location(path, CATALOG_VAR, text, "catalog")
     if "://" in warehouse:
         _check_url(path, warehouse)
     else:
-        warehouse = str(_local(warehouse))
-    catalog_path = _local(catalog)
+        warehouse = str(_local(warehouse, warehouse_base))
+    catalog_path = _local(catalog, catalog_base)
     _check_locations(path, warehouse, catalog_path)
     return Environment(
         name=name,
@@ -203,6 +210,7 @@ def _check_locations(path: Path, warehouse: str, catalog: Path) -> None:
     """Refuse locations that would make a build overwrite or a view read foreign files."""
     for variable, problem in (
         (WAREHOUSE_VAR, glob_refusal("warehouse", warehouse)),
+        (WAREHOUSE_VAR, folder_refusal(warehouse)),
         (CATALOG_VAR, glob_refusal("catalog", str(catalog))),
         (CATALOG_VAR, inspect_catalog(catalog).refusal()),
         (CATALOG_VAR, nesting_refusal(warehouse, catalog)),
@@ -211,10 +219,25 @@ def _check_locations(path: Path, warehouse: str, catalog: Path) -> None:
             raise ConfigError(f"{path} (or ${variable}): {problem}")
 
 
-def _local(location: str) -> Path:
-    """A local path, relative ones taken from the project root."""
+def _location(
+    path: Path, variable: str, text: Callable[[str], str], field: str
+) -> tuple[str, Path]:
+    """A location and the folder a relative one is taken from: $variable's, else the file's."""
+    value = os.environ.get(variable)
+    if value is None:
+        return text(field), PROJECT_ROOT
+    if not value.strip():
+        raise ConfigError(
+            f"${variable} is set but empty; allowed: a path (or URL), or unset it to use "
+            f"{field} from {path}"
+        )
+    return value, Path.cwd()
+
+
+def _local(location: str, base: Path = PROJECT_ROOT) -> Path:
+    """A local path, relative ones taken from ``base``."""
     path = Path(location).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
+    return path if path.is_absolute() else base / path
 
 
 def _positive_int(path: Path, field: str, value: object) -> int:
@@ -258,8 +281,7 @@ def _load_presets(
             problems.append(
                 PresetProblem(
                     path,
-                    f"{path}: file name {path.stem!r} is not a preset name; "
-                    "allowed: 1 to 64 characters from a-z, 0-9, '_' and '-'",
+                    f"{path}: file name {path.stem!r} is not a preset name; allowed: {NAME_RULE}",
                     None,
                 )
             )

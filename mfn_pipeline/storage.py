@@ -234,10 +234,10 @@ class Warehouse:
                     os.strerror(errno.ENOSPC) in reason
                 )
                 tries = f"in {attempts} attempts" if attempts > 1 else "(a stream is written once)"
+                fix = "free space on that file system" if full else "fix the cause"
                 raise WarehouseError(
-                    f"{path}: could not be written {tries} ({reason}); the "
-                    "previous version, if any, is untouched"
-                    f"{'; free space on that file system' if full else ''}, then rebuild"
+                    f"{path}: could not be written {tries} ({reason}); the previous version, "
+                    f"if any, is untouched; {fix}, then rebuild"
                 ) from exc
         try:
             refresh_catalog(self.root, Path(self.catalog))

@@ -97,6 +97,14 @@ def test_cartesian_grid_first_listed_parameter_outermost(tmp_path: Path) -> None
         ({"params": {"boundry": "periodic"}}, r"did you mean 'boundary'"),
         ({"params": {"spike_probability": "high"}}, r"params.spike_probability = 'high' is not a"),
         ({"base_seed": -3}, r"base_seed = -3 is invalid"),
+        ({"name": "-x"}, r"name = '-x' is not a valid preset name; .* starting with a letter"),
+        ({"name": "_x"}, r"name = '_x' is not a valid preset name"),
+        ({"description": "evil\x1b[31mred"}, r"description holds the control character U\+001B"),
+        ({"description": "left\u202etxt"}, r"control character U\+202E at position 4"),
+        (
+            {"expect": {"constant": {"D_box": "zero\x07"}}},
+            r"expect.constant.D_box = .* printable characters",
+        ),
     ],
 )
 def test_invalid_preset_names_file_field_value_and_range(

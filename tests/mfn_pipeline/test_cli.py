@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from mfn_pipeline import cli
+from mfn_pipeline import assets, cli
 from mfn_pipeline.partitions import SETTINGS
 from mfn_pipeline.settings import Environment
 
@@ -129,6 +129,18 @@ def test_build_names_the_step_that_failed_and_why(
     (line,) = [line for line in text.splitlines() if line.startswith("FAILED  small: step")]
     assert line.startswith("FAILED  small: step simulation_runs: preset small: the sweep passed")
     assert "wall-clock limit" in line
+
+
+def test_build_names_the_error_under_dagsters_wrapper(
+    built: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> pl.DataFrame:
+        raise ZeroDivisionError("the features broke")
+
+    monkeypatch.setattr(assets, "features_table", broken)
+    code, text = run(["build", "small"])
+    assert code == cli.EXIT_FAILURE
+    assert "FAILED  small: step fractal_features: ZeroDivisionError: the features broke" in text
 
 
 def test_sql_prints_an_aligned_table(built: Environment) -> None:
