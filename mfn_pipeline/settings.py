@@ -7,7 +7,8 @@ what is allowed. An invalid preset file fails only itself: it becomes a
 it stays a partition whose runs fail at once with the message. ``MFN_ENV`` picks
 ``configs/environments/<name>.yaml`` (default ``dev``); ``MFN_CONFIG_DIR`` points at
 another ``configs`` folder; ``MFN_WAREHOUSE`` and ``MFN_CATALOG`` override where data
-is written.
+is written (relative paths in them are taken from the working folder, those in the
+environment file from the project folder).
 """
 
 from __future__ import annotations
