@@ -31,11 +31,12 @@ PROJECT = Path(__file__).parents[1]
 PROBE_PRESET = "memory-probe"
 
 PROBE = """
-import dataclasses, json, resource, sys
+import dataclasses, json, sys
 from pathlib import Path
 import dagster as dg
 from mfn_pipeline.assets import fractal_features, mfn_dataset, preset_summary, simulation_runs
 from mfn_pipeline.definitions import resources_for
+from mfn_pipeline.metering import peak_resident_bytes
 from mfn_pipeline.partitions import SETTINGS
 from mfn_core.sweep import default_workers
 preset, scratch = sys.argv[1], Path(sys.argv[2])
@@ -59,7 +60,7 @@ print(json.dumps({
     "failed_steps": failed,
     "seconds": float(runs.metadata["duration_s"].value) if runs else 0.0,
     "row_groups": int(runs.metadata["row_groups"].value) if runs else 0,
-    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mib": peak_resident_bytes() / 2**20,
     "stored_bytes": sum(p.stat().st_size for p in (scratch / "warehouse").rglob("*.parquet")),
 }))
 """

@@ -19,6 +19,19 @@ def resident_bytes() -> int:
         return int(statm.read().split()[1]) * _PAGE
 
 
+def peak_resident_bytes() -> int:
+    """Highest resident set size of this process since it started (VmHWM).
+
+    Not getrusage's ru_maxrss: Linux carries that over from the parent through fork and
+    exec, so a child of a large process (a long pytest run) reports the parent's peak.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("/proc/self/status has no VmHWM line")
+
+
 @dataclass
 class Usage:
     seconds: float = 0.0

@@ -321,10 +321,11 @@ def test_printed_rows_stop_at_the_cap_and_say_so(
 
 
 PROBE = """
-import resource, sys
+import sys
 from mfn_pipeline.cli import main
+from mfn_pipeline.metering import peak_resident_bytes
 code = main(sys.argv[1:])
-sys.stderr.write(f"peak_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+sys.stderr.write(f"peak_kib={peak_resident_bytes() // 1024}\\n")
 sys.exit(code)
 """
 

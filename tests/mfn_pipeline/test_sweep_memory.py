@@ -91,9 +91,7 @@ def test_the_estimate_grows_with_the_stored_fields_not_the_held_ones() -> None:
 def test_the_estimate_bounds_measured_memory_and_storage(
     preset: str, grid_size: int, steps: int
 ) -> None:
-    # Best of 2, as every memory figure here: a process started right after a fresh
-    # install or under load reads far higher once (943 against 565 MiB for medium seen
-    # in a clean CI clone) and not again.
+    # Best of 2, as every memory figure here.
     build_ = min((measure(preset) for _ in range(2)), key=lambda b: b.peak_rss_mib)
     assert build_.failed_steps == []
     cost = estimated(build_, grid_size, steps)
