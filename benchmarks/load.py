@@ -41,6 +41,8 @@ while not stop.exists():
         continue
     try:
         with duckdb.connect(catalog, read_only=True) as con:
+            # As users open it: the views name files relative to the catalog's folder.
+            con.execute("SET file_search_path = ?", [str(pathlib.Path(catalog).parent)])
             views = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
             for view in sorted(views & {"runs", "dataset"}):
                 for preset, n in con.execute(
@@ -127,6 +129,7 @@ def _check_tables(
     report: LoadReport, catalog: Path, presets: list[str], whole: dict[str, int]
 ) -> None:
     with duckdb.connect(str(catalog), read_only=True) as con:
+        con.execute("SET file_search_path = ?", [str(catalog.parent)])
         for view in ("runs", "features", "dataset"):
             counts = dict(
                 con.execute(f"SELECT preset, count(*) FROM {view} GROUP BY preset").fetchall()

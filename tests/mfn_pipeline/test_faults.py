@@ -270,11 +270,12 @@ import numpy as np, polars as pl
 from mfn_core.contracts import DATASET_SCHEMA
 from mfn_pipeline.storage import Warehouse
 warehouse = Warehouse(root=sys.argv[1], catalog=sys.argv[2])
-# The contract's columns, so the catalog views the file; seed tells the version apart.
+# The contract's columns and the partition's preset, so the catalog views the file;
+# seed tells the version apart.
 rows, columns = int(sys.argv[3]), DATASET_SCHEMA.columns.items()
 versions = [pl.DataFrame([pl.Series(name, np.random.default_rng(v).random(rows) * 100)
                           .cast(column.dtype.type) for name, column in columns])
-            .with_columns(seed=pl.lit(v, pl.Int64)) for v in (1, 2)]
+            .with_columns(preset=pl.lit("small"), seed=pl.lit(v, pl.Int64)) for v in (1, 2)]
 print("ready", flush=True)
 n = 0
 while True:

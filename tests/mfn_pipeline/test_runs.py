@@ -390,9 +390,11 @@ def test_a_killed_mfn_build_is_failed_and_the_queue_moves_on(dev: Dev) -> None:
         queued = dev.launch("small")["run"]["runId"]
         os.killpg(build.pid, signal.SIGKILL)
         build.wait()
-        # One run at a time: the queued run waits for the dead one.
+        # One run at a time: the queued run waits for the dead one (unless the sensor,
+        # which looks every 30 s, has already failed it; the start times say so below).
         time.sleep(5)
-        assert run_of(instance, queued).status == DagsterRunStatus.QUEUED
+        if run_of(instance, dead.run_id).status == DagsterRunStatus.STARTED:
+            assert run_of(instance, queued).status == DagsterRunStatus.QUEUED
 
         took = wait_for(
             "the killed build's run failed",
@@ -407,6 +409,13 @@ def test_a_killed_mfn_build_is_failed_and_the_queue_moves_on(dev: Dev) -> None:
 
         wait_for(f"queued run {queued}", ended(instance, queued), BUILD_S, dev.log)
         assert run_of(instance, queued).status == DagsterRunStatus.SUCCESS
+        failed = instance.get_run_record_by_id(dead.run_id)
+        after = instance.get_run_record_by_id(queued)
+        assert failed is not None
+        assert failed.end_time is not None
+        assert after is not None
+        assert after.start_time is not None
+        assert after.start_time >= failed.end_time
 
 
 @pytest.mark.slow
