@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
@@ -53,8 +53,6 @@ ROWS_FLAG = "--max-rows"
 # Rows per streamed record batch: a few MB at most for scalar tables.
 BATCH_ROWS = 2048
 
-# The view that builds reads holds build records, which no rebuild rewrites.
-RECORDS_VIEW = "builds"
 # How a result is handed out: DuckDB's own text of every value (table, csv), one JSON
 # object per row rendered by DuckDB, or Arrow types that Parquet stores faithfully.
 Form = Literal["text", "json", "native"]
@@ -348,7 +346,7 @@ class Session:
 
     def _damaged(self, view: str) -> WarehouseError | None:
         """The error naming the first file of ``view`` that does not decode, if one does not."""
-        from mfn_pipeline.storage import damaged_file_error, rebuild_hint, record_hint  # noqa: PLC0415
+        from mfn_pipeline.storage import RECORD_TABLES, VIEWS, damaged_file_error, repair_hint  # noqa: PLC0415
 
         files = self._files.get(view, ())
         fs, paths = _filesystem(files) if files else (pafs.LocalFileSystem(), [])
@@ -358,11 +356,7 @@ class Session:
                 for _ in pq.ParquetFile(path, filesystem=fs).iter_batches(BATCH_ROWS):
                     pass
             except (pa.ArrowException, OSError) as exc:
-                repair = (
-                    record_hint(file)
-                    if view == RECORDS_VIEW
-                    else rebuild_hint(PurePosixPath(file).stem)
-                )
+                repair = repair_hint(file, VIEWS[view] in RECORD_TABLES)
                 detail = _printable(f"{type(exc).__name__}: {exc}")
                 return damaged_file_error(file, detail, repair)
         return None

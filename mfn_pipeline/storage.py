@@ -23,7 +23,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal, cast
 
 import dagster as dg
@@ -171,13 +171,18 @@ class Warehouse:
         self, table: str, partition: str, columns: list[str] | None = None
     ) -> Iterator[pl.DataFrame]:
         """One stored partition, one table per row group (as write_batches wrote them)."""
+        path, rebuild = self._built(table, partition)
+        return _decoded_batches(path, columns, rebuild)
+
+    def _built(self, table: str, partition: str) -> tuple[UPath, str]:
+        """A stored partition's path and what rebuilds it; a WarehouseError if it is not stored."""
         path = self.table_path(table, partition)
         rebuild = rebuild_hint(partition)
         if not path.exists():
             raise WarehouseError(
                 f"{path}: partition {partition!r} of {table} has not been built; {rebuild}"
             )
-        return _decoded_batches(path, columns, rebuild)
+        return path, rebuild
 
     def write_record(self, table: str, partition: str, record: str, frame: pl.DataFrame) -> UPath:
         """Add (or replace) one record file of an append-only table such as builds."""
@@ -254,11 +259,7 @@ class Warehouse:
         path = self.table_path(table, partition)
         if _is_local(path) and (frame := _recalled(Path(path.path))) is not None:
             return frame if columns is None else frame.select(columns)
-        rebuild = rebuild_hint(partition)
-        if not path.exists():
-            raise WarehouseError(
-                f"{path}: partition {partition!r} of {table} has not been built; {rebuild}"
-            )
+        path, rebuild = self._built(table, partition)
         return _decoded(path, columns, rebuild)
 
     def read_previous(self, table: str, partition: str) -> pl.DataFrame | None:
@@ -334,10 +335,7 @@ def _decoded_batches(path: UPath, columns: list[str] | None, repair: str) -> Ite
             parquet = pq.ParquetFile(handle)
             missing = sorted(set(columns or ()) - set(parquet.schema_arrow.names))
             if missing:
-                raise WarehouseError(
-                    f"{path}: lacks column(s) needed here ({', '.join(missing)}); it was "
-                    f"written by an older layout: {repair}"
-                )
+                raise older_layout_error(path, ", ".join(missing), repair)
             # Row group by row group: pyarrow's iter_batches kept every group it had
             # read alive (a 600 MB file took 950 MB), read_row_group frees each one.
             for group in range(parquet.num_row_groups):
@@ -365,10 +363,7 @@ def _decoded(path: UPath, columns: list[str] | None, repair: str) -> pl.DataFram
         with path.open("rb") as handle:
             return pl.read_parquet(handle, columns=columns)
     except pl.exceptions.ColumnNotFoundError as exc:
-        raise WarehouseError(
-            f"{path}: lacks column(s) needed here ({exc}); it was written by an older "
-            f"layout: {repair}"
-        ) from exc
+        raise older_layout_error(path, str(exc), repair) from exc
     # A decoding failure means a damaged file: say which and how to repair it. A failing
     # file system or object store (OSError, "os error") may pass, so it stays retryable.
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
@@ -377,25 +372,22 @@ def _decoded(path: UPath, columns: list[str] | None, repair: str) -> pl.DataFram
         raise damaged_file_error(path, f"{type(exc).__name__}: {exc}", repair) from exc
 
 
+def older_layout_error(path: object, missing: str, repair: str) -> WarehouseError:
+    """The error for a stored file that lacks columns a step reads, with what repairs it."""
+    return WarehouseError(
+        f"{path}: lacks column(s) needed here ({missing}); it was written by an older "
+        f"layout: {repair}"
+    )
+
+
 def damaged_file_error(path: object, detail: str, repair: str) -> WarehouseError:
     """The error for a warehouse file that cannot be decoded, with what repairs it."""
     return WarehouseError(f"{path}: not a readable Parquet file ({detail}); {repair}")
 
 
-def repair_for(root: str, file: Path) -> str | None:
-    """What repairs a damaged file of the local warehouse at ``root``, or None if not one."""
-    if "://" in root:
-        return None
-    file, base = file.resolve(), Path(root).resolve()
-    if not file.is_relative_to(base):
-        return None
-    # TABLE/PARTITION.parquet (table_path) or TABLE/PARTITION/RECORD.parquet (record_path).
-    parts = file.relative_to(base).parts
-    if len(parts) == 3 and RECORD_PATTERN.fullmatch(file.stem):
-        return record_hint(file)
-    if len(parts) == 2 and NAME_PATTERN.fullmatch(file.stem):
-        return rebuild_hint(file.stem)
-    return None
+def repair_hint(path: object, record: bool) -> str:
+    """What repairs a warehouse file: a build record is moved away, a partition rebuilt."""
+    return record_hint(path) if record else rebuild_hint(PurePosixPath(str(path)).stem)
 
 
 def rebuild_hint(partition: str) -> str:
@@ -620,12 +612,9 @@ def _verdict(path: UPath, table: str) -> str | None:
 def _schema_problem(path: UPath, table: str) -> str | None:
     """Why the Parquet file at ``path`` does not hold ``table``'s contract, or None."""
     record = table in RECORD_TABLES
-    fix = (
-        record_hint(path)
-        if record
-        else "move it out of the warehouse if it is no partition of a preset, else "
-        + rebuild_hint(path.name[: -len(SUFFIX)])
-    )
+    fix = repair_hint(path, record)
+    if not record:
+        fix = f"move it out of the warehouse if it is no partition of a preset, else {fix}"
     # The preset a file's rows must all name: its own partition's, or its record folder's.
     owner = path.parent.name if record else path.name[: -len(SUFFIX)]
     try:
