@@ -300,12 +300,7 @@ def _parse_expect(section: object, path: Path) -> Expectations:
         )
     ranges = {}
     for column, bounds in ranges_section.items():
-        if column not in EXPECTABLE_COLUMNS:
-            raise PresetError(
-                f"{path}: expect.ranges.{column} is not a data set column "
-                f"({unknown_names([column], EXPECTABLE_COLUMNS)}); "
-                f"allowed: {', '.join(EXPECTABLE_COLUMNS)}"
-            )
+        _known_column(path, "ranges", column, "a data set", EXPECTABLE_COLUMNS)
         if (
             not isinstance(bounds, list)
             or len(bounds) != 2
@@ -330,6 +325,17 @@ def _parse_expect(section: object, path: Path) -> Expectations:
     )
 
 
+def _known_column(
+    path: Path, section: str, column: object, kind: str, columns: tuple[str, ...]
+) -> None:
+    """Refuse an entry of expect.``section`` that names no column of ``columns``."""
+    if column not in columns:
+        raise PresetError(
+            f"{path}: expect.{section}.{column} is not {kind} column "
+            f"({unknown_names([column], columns)}); allowed: {', '.join(columns)}"
+        )
+
+
 def _parse_constant(section: object, path: Path) -> dict[str, str]:
     """expect.constant: feature column -> why it holds one value across the preset."""
     if not isinstance(section, dict):
@@ -339,12 +345,7 @@ def _parse_constant(section: object, path: Path) -> dict[str, str]:
         )
     constant = {}
     for column, reason in section.items():
-        if column not in ALL_FEATURE_NAMES:
-            raise PresetError(
-                f"{path}: expect.constant.{column} is not a feature column "
-                f"({unknown_names([column], ALL_FEATURE_NAMES)}); "
-                f"allowed: {', '.join(ALL_FEATURE_NAMES)}"
-            )
+        _known_column(path, "constant", column, "a feature", ALL_FEATURE_NAMES)
         if (
             not isinstance(reason, str)
             or not reason.strip()
