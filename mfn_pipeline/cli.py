@@ -364,14 +364,11 @@ def _check_outside_the_data(target: Path) -> None:
     A copy of a partition in a table folder would be a stray file there, and one over
     the catalog would replace it.
     """
+    from mfn_pipeline.storage import catalog_files  # noqa: PLC0415
+
     environment = _settings().environment
     real = Path(os.path.realpath(target))
-    catalog = Path(os.path.realpath(environment.catalog))
-    if real in {
-        catalog,
-        catalog.with_name(f"{catalog.name}.wal"),
-        catalog.with_name(f"{catalog.name}.lock"),
-    }:
+    if real in catalog_files(Path(os.path.realpath(environment.catalog))):
         raise UsageError(f"--out {target} would replace the catalog {environment.catalog}")
     if "://" not in environment.warehouse:
         warehouse = Path(os.path.realpath(environment.warehouse))

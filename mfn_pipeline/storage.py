@@ -515,11 +515,20 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def catalog_files(catalog: Path) -> tuple[Path, Path, Path]:
+    """The catalog, DuckDB's write-ahead log beside it, and the lock its rebuilds take."""
+    return (
+        catalog,
+        catalog.with_name(f"{catalog.name}.wal"),
+        catalog.with_name(f"{catalog.name}.lock"),
+    )
+
+
 @contextlib.contextmanager
 def _catalog_lock(catalog: Path) -> Iterator[None]:
     """Serialise catalog rebuilds across processes (builds of several presets at once)."""
     catalog.parent.mkdir(parents=True, exist_ok=True)
-    with open(catalog.with_name(catalog.name + ".lock"), "a") as lock:
+    with open(catalog_files(catalog)[2], "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
