@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.defs.partitions import SETTINGS
 
 PROJECT = Path(__file__).parents[1]
 READER = """
@@ -96,7 +96,15 @@ def run_load(rounds: int, presets: list[str], scratch: Path) -> LoadReport:
         [sys.executable, "-c", READER, str(catalog), str(stop), str(reader_out), json.dumps(whole)]
     )
     dagster = str(Path(sys.executable).parent / "dagster")
-    materialize = [dagster, "asset", "materialize", "-m", "mfn_pipeline", "--select", "*"]
+    materialize = [
+        dagster,
+        "asset",
+        "materialize",
+        "-m",
+        "mfn_pipeline.definitions",
+        "--select",
+        "*",
+    ]
     start = time.perf_counter()
     try:
         for round_number in range(1, rounds + 1):

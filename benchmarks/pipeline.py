@@ -20,9 +20,8 @@ from pathlib import Path
 import dagster as dg
 
 from mfn_core.sweep import run_sweep
-from mfn_pipeline import defs
-from mfn_pipeline.definitions import console_log_config, resources_for
-from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.definitions import console_log_config, defs, resources_for
+from mfn_pipeline.defs.partitions import SETTINGS
 
 TARGET_OVERHEAD_S = 3.0
 REPEATS = 3

@@ -34,10 +34,10 @@ PROBE = """
 import dataclasses, json, sys
 from pathlib import Path
 import dagster as dg
-from mfn_pipeline.assets import fractal_features, mfn_dataset, preset_summary, simulation_runs
+from mfn_pipeline.defs.assets import fractal_features, mfn_dataset, preset_summary, simulation_runs
 from mfn_pipeline.definitions import resources_for
-from mfn_pipeline.metering import peak_resident_bytes
-from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.lib.metering import peak_resident_bytes
+from mfn_pipeline.defs.partitions import SETTINGS
 from mfn_core.sweep import default_workers
 preset, scratch = sys.argv[1], Path(sys.argv[2])
 environment = dataclasses.replace(

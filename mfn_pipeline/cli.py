@@ -22,8 +22,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from mfn_core.resources import BATCH_TARGET_BYTES
-from mfn_pipeline import catalog
-from mfn_pipeline.settings import PROJECT_ROOT, ConfigError, Settings
+from mfn_pipeline.lib import catalog
+from mfn_pipeline.lib.settings import PROJECT_ROOT, ConfigError, Settings
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -40,7 +40,7 @@ class UsageError(Exception):
 
 
 def _settings() -> Settings:
-    from mfn_pipeline.partitions import SETTINGS  # noqa: PLC0415 - loads every config file
+    from mfn_pipeline.defs.partitions import SETTINGS  # noqa: PLC0415 - loads every config file
 
     return SETTINGS
 
@@ -170,13 +170,13 @@ def _root_cause(error: SerializableErrorInfo | None) -> str | None:
 def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     import dagster as dg  # noqa: PLC0415 - only this command needs Dagster loaded
 
-    from mfn_pipeline import defs  # noqa: PLC0415
-    from mfn_pipeline import progress as progress_events  # noqa: PLC0415
     from mfn_pipeline.definitions import (  # noqa: PLC0415
         console_log_config,
+        defs,
         resources_for,
         supervised_run,
     )
+    from mfn_pipeline.lib import progress as progress_events  # noqa: PLC0415
 
     settings = _settings()
     names = settings.partitions if args.all else args.presets
@@ -253,7 +253,7 @@ def cmd_sql(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
     import duckdb  # noqa: PLC0415 - only this command opens DuckDB itself
 
-    from mfn_pipeline.storage import VIEWS, catalog_problem, refresh_catalog  # noqa: PLC0415
+    from mfn_pipeline.lib.warehouse import VIEWS, catalog_problem, refresh_catalog  # noqa: PLC0415
 
     env = _settings().environment
     before = catalog_problem(env.catalog)
@@ -285,7 +285,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 
 def _stored(preset: str, table: str, columns: list[str] | None = None) -> pl.DataFrame:
     """One stored partition of ``table`` for a known preset."""
-    from mfn_pipeline.storage import Warehouse  # noqa: PLC0415
+    from mfn_pipeline.lib.warehouse import Warehouse  # noqa: PLC0415
 
     settings = _settings()
     env = settings.environment
@@ -294,7 +294,7 @@ def _stored(preset: str, table: str, columns: list[str] | None = None) -> pl.Dat
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
-    from mfn_pipeline.pictures import field_png  # noqa: PLC0415
+    from mfn_pipeline.lib.pictures import field_png  # noqa: PLC0415
 
     preset = args.preset
     runs = _stored(preset, "simulation_runs", ["sim_id", "grid_size", "status", "field"])
@@ -317,7 +317,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
-    from mfn_pipeline.plots import scatter_svg  # noqa: PLC0415
+    from mfn_pipeline.lib.plots import scatter_svg  # noqa: PLC0415
 
     preset = args.preset
     dataset = _stored(preset, "mfn_dataset")
@@ -364,7 +364,7 @@ def _check_outside_the_data(target: Path) -> None:
     A copy of a partition in a table folder would be a stray file there, and one over
     the catalog would replace it.
     """
-    from mfn_pipeline.storage import catalog_files  # noqa: PLC0415
+    from mfn_pipeline.lib.warehouse import catalog_files  # noqa: PLC0415
 
     environment = _settings().environment
     real = Path(os.path.realpath(target))
@@ -579,8 +579,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     args = parser().parse_args(argv)
-    from mfn_pipeline.catalog import QueryFailedError, QueryRefusedError  # noqa: PLC0415
-    from mfn_pipeline.storage import WarehouseError  # noqa: PLC0415
+    from mfn_pipeline.lib.catalog import QueryFailedError, QueryRefusedError  # noqa: PLC0415
+    from mfn_pipeline.lib.warehouse import WarehouseError  # noqa: PLC0415
 
     try:
         code: int = args.run(args, out)

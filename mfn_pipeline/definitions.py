@@ -11,21 +11,21 @@ import logging
 
 import dagster as dg
 
-from mfn_pipeline.assets import ASSETS, GROUP, IO_MANAGER_KEY, BuildLimits
-from mfn_pipeline.partitions import (
+from mfn_pipeline.defs.assets import ASSETS, GROUP, IO_MANAGER_KEY, BuildLimits
+from mfn_pipeline.defs.partitions import (
     SETTINGS,
     presets_partitions,
     problems_metadata,
     with_problems_noted,
 )
-from mfn_pipeline.settings import Environment
-from mfn_pipeline.storage import Warehouse, WarehouseIOManager
-from mfn_pipeline.supervision import (
+from mfn_pipeline.lib.settings import Environment
+from mfn_pipeline.lib.supervision import (
     RUN_TIME_LIMIT_TAG,
     dead_run_sensor,
     in_process_run,
     supervised,
 )
+from mfn_pipeline.lib.warehouse import Warehouse, WarehouseIOManager
 
 NIGHTLY_CRON = "0 2 * * *"
 RUN_TIME_MARGIN_S = 900

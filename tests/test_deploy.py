@@ -28,7 +28,7 @@ import yaml
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
-from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.defs.partitions import SETTINGS
 
 from .servers import answers_server_info, free_port, wait_until_healthy
 

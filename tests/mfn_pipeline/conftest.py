@@ -15,11 +15,11 @@ import polars as pl
 import pytest
 
 from mfn_core.contracts import SCHEMAS
-from mfn_pipeline import defs, storage
-from mfn_pipeline.definitions import resources_for
-from mfn_pipeline.partitions import SETTINGS
-from mfn_pipeline.settings import Environment
-from mfn_pipeline.storage import Warehouse
+from mfn_pipeline.definitions import defs, resources_for
+from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib import warehouse as storage
+from mfn_pipeline.lib.settings import Environment
+from mfn_pipeline.lib.warehouse import Warehouse
 
 PROJECT = Path(__file__).parents[2]
 

@@ -87,7 +87,9 @@ def expected_message(broken: Broken) -> str:
 
 
 def test_the_code_location_loads_and_validates(broken: Broken) -> None:
-    result = broken.run(str(BIN / "dagster"), "definitions", "validate", "-m", "mfn_pipeline")
+    result = broken.run(
+        str(BIN / "dagster"), "definitions", "validate", "-m", "mfn_pipeline.definitions"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Validation successful for code location mfn_pipeline" in result.stdout + result.stderr
 
@@ -97,8 +99,8 @@ def test_the_code_location_loads_and_validates(broken: Broken) -> None:
 INSPECT = """
 import datetime as dt, json
 import dagster as dg
-from mfn_pipeline import defs
-from mfn_pipeline.partitions import PROBLEMS_METADATA_KEY
+from mfn_pipeline.definitions import defs
+from mfn_pipeline.defs.partitions import PROBLEMS_METADATA_KEY
 repo = defs.get_repository_def()
 node = repo.asset_graph.get(dg.AssetKey("simulation_runs"))
 schedule = repo.get_schedule_def("nightly_build_schedule")
@@ -189,7 +191,9 @@ def test_an_invalid_environment_file_still_stops_everything(tmp_path: Path) -> N
     presets = broken.run(str(BIN / "mfn"), "presets")
     assert presets.returncode == 1
     assert presets.stderr.startswith(f"mfn presets: {dev}: executor = 'threads' is invalid")
-    load = broken.run(str(BIN / "dagster"), "definitions", "validate", "-m", "mfn_pipeline")
+    load = broken.run(
+        str(BIN / "dagster"), "definitions", "validate", "-m", "mfn_pipeline.definitions"
+    )
     assert load.returncode != 0
     assert f"{dev}: executor = 'threads' is invalid" in load.stdout + load.stderr
 

@@ -15,10 +15,10 @@ from PIL import Image
 from mfn_core import tables
 from mfn_core.features import ALL_FEATURE_NAMES
 from mfn_core.sweep import run_sweep
-from mfn_pipeline import checks
-from mfn_pipeline.partitions import SETTINGS
-from mfn_pipeline.settings import Environment
-from mfn_pipeline.storage import VIEWS, Warehouse
+from mfn_pipeline.defs import checks
+from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib.settings import Environment
+from mfn_pipeline.lib.warehouse import VIEWS, Warehouse
 
 from .conftest import build, catalog_connection
 
@@ -156,7 +156,7 @@ def test_broken_table_fails_the_asset_and_keeps_the_previous_partition(
             V_std=pl.when(pl.col("sim_id") == 4).then(float("nan")).otherwise(pl.col("V_std"))
         )
 
-    monkeypatch.setattr("mfn_pipeline.assets.features_table", broken_features)
+    monkeypatch.setattr("mfn_pipeline.defs.assets.features_table", broken_features)
     result = build("small", environment, instance)
 
     assert not result.success

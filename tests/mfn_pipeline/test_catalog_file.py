@@ -21,8 +21,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from mfn_pipeline.settings import ConfigError, load_settings
-from mfn_pipeline.storage import (
+from mfn_pipeline.lib.settings import ConfigError, load_settings
+from mfn_pipeline.lib.warehouse import (
     VIEWS,
     Warehouse,
     WarehouseError,
@@ -228,7 +228,7 @@ def test_foreign_files_are_left_out_with_a_reason_and_the_catalog_still_builds(
     older.write_parquet(root / "fractal_features" / "large.parquet")
     retyped = contract_frame("preset_summary", "large").with_columns(pl.col("runs").cast(pl.Int32))
     retyped.write_parquet(root / "preset_summary" / "large.parquet")
-    caplog.set_level(logging.WARNING, "mfn_pipeline.storage")
+    caplog.set_level(logging.WARNING, "mfn_pipeline.lib.warehouse")
 
     refreshed = refresh_catalog(warehouse.root, Path(warehouse.catalog))
     assert not refreshed.rebuilt  # none of them reaches a view, so the views stay as they are
@@ -530,7 +530,7 @@ def test_a_catalog_inside_the_warehouse_tables_or_equal_to_it_is_refused(
 REBUILDER = """
 import sys
 from pathlib import Path
-from mfn_pipeline.storage import refresh_catalog
+from mfn_pipeline.lib.warehouse import refresh_catalog
 print("ready", flush=True)
 while True:
     refresh_catalog(sys.argv[1], Path(sys.argv[2]), force=True)

@@ -11,9 +11,9 @@ import pytest
 from mfn_core.presets import Expectations, Preset
 from mfn_core.sweep import run_sweep
 from mfn_core.tables import dataset_table, features_table, runs_table, summary_table
-from mfn_pipeline import checks
-from mfn_pipeline.metering import Usage, metered
-from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.defs import checks
+from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib.metering import Usage, metered
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,10 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from mfn_pipeline import assets, cli
-from mfn_pipeline.partitions import SETTINGS
-from mfn_pipeline.settings import Environment
+from mfn_pipeline import cli
+from mfn_pipeline.defs import assets
+from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib.settings import Environment
 
 from .conftest import PROJECT
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from mfn_pipeline import checks, defs
-from mfn_pipeline.partitions import SETTINGS
-from mfn_pipeline.supervision import RUN_TIME_LIMIT_TAG, SENSOR_INTERVAL_S
+from mfn_pipeline.definitions import defs
+from mfn_pipeline.defs import checks
+from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib.supervision import RUN_TIME_LIMIT_TAG, SENSOR_INTERVAL_S
 
 from .conftest import PROJECT
 

@@ -24,12 +24,14 @@ import pytest
 from mfn_core import sweep
 from mfn_core.errors import SimulationError
 from mfn_core.params import SimParams
-from mfn_pipeline import assets, catalog, checks, defs, storage
-from mfn_pipeline.assets import BuildLimits
-from mfn_pipeline.definitions import resources_for
-from mfn_pipeline.partitions import SETTINGS
-from mfn_pipeline.settings import Environment
-from mfn_pipeline.storage import Warehouse, WarehouseError
+from mfn_pipeline.definitions import defs, resources_for
+from mfn_pipeline.defs import assets, checks
+from mfn_pipeline.defs.assets import BuildLimits
+from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib import catalog
+from mfn_pipeline.lib import warehouse as storage
+from mfn_pipeline.lib.settings import Environment
+from mfn_pipeline.lib.warehouse import Warehouse, WarehouseError
 
 from .conftest import build, contract_frame
 
@@ -268,7 +270,7 @@ WRITER = """
 import sys
 import numpy as np, polars as pl
 from mfn_core.contracts import DATASET_SCHEMA
-from mfn_pipeline.storage import Warehouse
+from mfn_pipeline.lib.warehouse import Warehouse
 warehouse = Warehouse(root=sys.argv[1], catalog=sys.argv[2])
 # The contract's columns and the partition's preset, so the catalog views the file;
 # seed tells the version apart.
@@ -346,7 +348,7 @@ def test_sigkill_of_whole_builds_leaves_whole_partitions_and_the_next_build_comp
     }
     command = [
         str(Path(sys.executable).parent / "dagster"),
-        "asset", "materialize", "-m", "mfn_pipeline", "--select", "*", "--partition", "medium",
+        "asset", "materialize", "-m", "mfn_pipeline.definitions", "--select", "*", "--partition", "medium",
     ]  # fmt: skip
 
     def materialize() -> subprocess.Popen[bytes]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.load import run_load
-from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.defs.partitions import SETTINGS
 
 
 @pytest.mark.slow

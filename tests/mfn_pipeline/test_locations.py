@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mfn_pipeline.settings import ConfigError, load_settings
+from mfn_pipeline.lib.settings import ConfigError, load_settings
 
 from .conftest import PROJECT
 

@@ -30,11 +30,10 @@ from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.system_config.objects import ResolvedRunConfig
 from dagster._core.test_utils import create_run_for_test
 
-from mfn_pipeline import defs
-from mfn_pipeline.definitions import run_time_limit_s
-from mfn_pipeline.partitions import SETTINGS
-from mfn_pipeline.settings import load_settings
-from mfn_pipeline.supervision import (
+from mfn_pipeline.definitions import defs, run_time_limit_s
+from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib.settings import load_settings
+from mfn_pipeline.lib.supervision import (
     RUN_TIME_LIMIT_TAG,
     WORKER_HOST_TAG,
     WORKER_PID_TAG,
@@ -494,7 +493,7 @@ def test_a_cli_materialize_with_processes_per_step_tags_its_run_worker(tmp_path:
         "asset",
         "materialize",
         "-m",
-        "mfn_pipeline",
+        "mfn_pipeline.definitions",
         "--select",
         "*",
         "--partition",

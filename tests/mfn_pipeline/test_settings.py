@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mfn_pipeline.settings import ConfigError, load_settings
+from mfn_pipeline.lib.settings import ConfigError, load_settings
 
 from .conftest import PROJECT
 
@@ -184,7 +184,7 @@ def test_an_invalid_preset_no_longer_stops_the_code_location_load(configs: Path)
     env = {**os.environ, "MFN_CONFIG_DIR": str(configs), "DAGSTER_HOME": str(configs.parent)}
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
-        [str(dagster), "asset", "list", "-m", "mfn_pipeline"],
+        [str(dagster), "asset", "list", "-m", "mfn_pipeline.definitions"],
         env=env,
         capture_output=True,
         text=True,

@@ -23,11 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mfn_pipeline import catalog, cli
-from mfn_pipeline.catalog import QueryFailedError, QueryRefusedError
-from mfn_pipeline.partitions import SETTINGS
-from mfn_pipeline.settings import Environment
-from mfn_pipeline.storage import WarehouseError
+from mfn_pipeline import cli
+from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib import catalog
+from mfn_pipeline.lib.catalog import QueryFailedError, QueryRefusedError
+from mfn_pipeline.lib.settings import Environment
+from mfn_pipeline.lib.warehouse import WarehouseError
 
 from .conftest import PROJECT, build
 
@@ -323,7 +324,7 @@ def test_printed_rows_stop_at_the_cap_and_say_so(
 PROBE = """
 import sys
 from mfn_pipeline.cli import main
-from mfn_pipeline.metering import peak_resident_bytes
+from mfn_pipeline.lib.metering import peak_resident_bytes
 code = main(sys.argv[1:])
 sys.stderr.write(f"peak_kib={peak_resident_bytes() // 1024}\\n")
 sys.exit(code)

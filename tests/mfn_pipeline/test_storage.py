@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mfn_pipeline import storage
-from mfn_pipeline.partitions import SETTINGS
-from mfn_pipeline.storage import Warehouse, WarehouseError, refresh_catalog
+from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib import warehouse as storage
+from mfn_pipeline.lib.warehouse import Warehouse, WarehouseError, refresh_catalog
 
 from .conftest import PROJECT, catalog_connection, contract_frame
 
@@ -168,7 +168,7 @@ def test_three_builds_at_once_while_a_reader_queries(tmp_path: Path) -> None:
                 "asset",
                 "materialize",
                 "-m",
-                "mfn_pipeline",
+                "mfn_pipeline.definitions",
                 "--select",
                 "*",
                 "--partition",

@@ -19,9 +19,9 @@ from mfn_core import sweep
 from mfn_core.presets import load_preset
 from mfn_core.resources import GIB, batch_rows_for, estimate
 from mfn_core.tables import runs_table
-from mfn_pipeline.partitions import SETTINGS
-from mfn_pipeline.settings import ConfigError, Environment, check_budget, load_settings
-from mfn_pipeline.storage import Warehouse, WarehouseError
+from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib.settings import ConfigError, Environment, check_budget, load_settings
+from mfn_pipeline.lib.warehouse import Warehouse, WarehouseError
 
 from .conftest import PROJECT, build
 
@@ -180,7 +180,7 @@ def test_a_batch_breaking_the_contract_leaves_the_previous_partition_byte_identi
             return table
         return table.with_columns(lyapunov=pl.lit(np.nan))
 
-    monkeypatch.setattr("mfn_pipeline.assets.runs_table", third_batch_broken)
+    monkeypatch.setattr("mfn_pipeline.defs.assets.runs_table", third_batch_broken)
     result = build("small", environment, instance)
 
     assert not result.success

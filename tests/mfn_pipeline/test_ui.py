@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from mfn_pipeline.partitions import SETTINGS
+from mfn_pipeline.defs.partitions import SETTINGS
 
 from ..servers import answers_server_info, free_port, wait_until_healthy
 from .conftest import PROJECT, catalog_connection

@@ -18,7 +18,7 @@ from mfn_core.features import ALL_FEATURE_NAMES
 from mfn_core.presets import Preset
 from mfn_core.science import iterate_ifs, nernst_potential, point_box_dimension
 from mfn_core.sweep import STATUS_FAILED
-from mfn_pipeline.metering import Usage
+from mfn_pipeline.lib.metering import Usage
 
 ROW_COUNT_CHECK = "row_count_and_no_failed_runs"
 CEILINGS_CHECK = "runtime_and_memory_ceilings"

@@ -35,7 +35,7 @@ from upath import UPath
 
 from mfn_core.contracts import SCHEMAS
 from mfn_core.presets import NAME_PATTERN
-from mfn_pipeline.locations import (
+from mfn_pipeline.lib.locations import (
     MARKER_TABLE,
     glob_refusal,
     inspect_catalog,
@@ -394,7 +394,7 @@ def rebuild_hint(partition: str) -> str:
     """How a user repairs or creates one partition: a full rebuild replaces every file."""
     return (
         f"rebuild the partition: mfn build {partition} (or dagster asset materialize "
-        f"-m mfn_pipeline --select '*' --partition {partition})"
+        f"-m mfn_pipeline.definitions --select '*' --partition {partition})"
     )
 
 

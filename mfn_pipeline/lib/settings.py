@@ -26,14 +26,14 @@ from mfn_core.presets import NAME_PATTERN, NAME_RULE, Preset, PresetError, load_
 from mfn_core.resources import GIB, MIB, estimate_for
 from mfn_core.sweep import default_workers
 from mfn_core.yaml_files import read_yaml
-from mfn_pipeline.locations import (
+from mfn_pipeline.lib.locations import (
     folder_refusal,
     glob_refusal,
     inspect_catalog,
     nesting_refusal,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_VAR, CONFIG_DIR_VAR = "MFN_ENV", "MFN_CONFIG_DIR"
 WAREHOUSE_VAR, CATALOG_VAR = "MFN_WAREHOUSE", "MFN_CATALOG"
 DEFAULT_ENV = "dev"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from mfn_core.presets import Preset
-from mfn_pipeline.settings import Settings, load_settings
+from mfn_pipeline.lib.settings import Settings, load_settings
 
 # Loaded when the code location loads: an invalid environment file stops the load
 # here; an invalid preset file only becomes a problem of its own partition.

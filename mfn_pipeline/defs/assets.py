@@ -38,12 +38,12 @@ from mfn_core.presets import Preset
 from mfn_core.resources import estimate_for
 from mfn_core.sweep import ARRAY_SCHEMA, STATUS_FAILED, STATUS_OK, default_workers, sweep_batches
 from mfn_core.tables import dataset_table, features_table, runs_table, summary_table
-from mfn_pipeline import checks
-from mfn_pipeline import progress as progress_events
-from mfn_pipeline.metering import metered
-from mfn_pipeline.partitions import preset_of, presets_partitions
-from mfn_pipeline.pictures import field_png, histograms_png, markdown_image
-from mfn_pipeline.storage import Warehouse, WarehouseError
+from mfn_pipeline.defs import checks
+from mfn_pipeline.defs.partitions import preset_of, presets_partitions
+from mfn_pipeline.lib import progress as progress_events
+from mfn_pipeline.lib.metering import metered
+from mfn_pipeline.lib.pictures import field_png, histograms_png, markdown_image
+from mfn_pipeline.lib.warehouse import Warehouse, WarehouseError
 
 # What a table asset yields: its stored output, then its checks' results.
 AssetEvent = dg.Output[pl.DataFrame] | dg.AssetCheckResult

@@ -34,11 +34,11 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from mfn_pipeline.settings import Environment
+from mfn_pipeline.lib.settings import Environment
 
 if TYPE_CHECKING:
     # Storage loads Dagster: imported where a warehouse is read, so `mfn --help` stays quick.
-    from mfn_pipeline.storage import WarehouseError
+    from mfn_pipeline.lib.warehouse import WarehouseError
 
 # The limits of one query, with the flags of `mfn sql` that change them; messages
 # name the flag, so each default and flag is spelled here only.
@@ -326,7 +326,7 @@ class Session:
 
     def _left_out(self, view: str) -> WarehouseError | None:
         """For a view with no file because every file was left out: the first reason why."""
-        from mfn_pipeline.storage import WarehouseError  # noqa: PLC0415
+        from mfn_pipeline.lib.warehouse import WarehouseError  # noqa: PLC0415
 
         lines = [line for line in self.skipped if f" left out of view {view}: " in line]
         if view in self.views or not lines:
@@ -346,7 +346,7 @@ class Session:
 
     def _damaged(self, view: str) -> WarehouseError | None:
         """The error naming the first file of ``view`` that does not decode, if one does not."""
-        from mfn_pipeline.storage import RECORD_TABLES, VIEWS, damaged_file_error, repair_hint  # noqa: PLC0415
+        from mfn_pipeline.lib.warehouse import RECORD_TABLES, VIEWS, damaged_file_error, repair_hint  # noqa: PLC0415
 
         files = self._files.get(view, ())
         fs, paths = _filesystem(files) if files else (pafs.LocalFileSystem(), [])
@@ -426,7 +426,7 @@ def json_rows(batch: pa.RecordBatch) -> Iterator[str]:
 
 def open_warehouse(environment: Environment, limits: Limits = Limits()) -> Session:
     """A session over the warehouse's partitions, one view per table that has any."""
-    from mfn_pipeline import storage  # noqa: PLC0415
+    from mfn_pipeline.lib import warehouse as storage  # noqa: PLC0415
 
     found = storage.view_files(environment.warehouse)
     return Session(

@@ -1,0 +1,1 @@
+"""Dagster definitions by concern: assets, checks, partitions, resources, automation."""

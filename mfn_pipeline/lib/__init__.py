@@ -1,0 +1,1 @@
+"""What the definitions are built on: settings, the warehouse, the DuckDB catalog, figures."""
