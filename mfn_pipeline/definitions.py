@@ -12,6 +12,7 @@ import logging
 import dagster as dg
 
 from mfn_pipeline.defs.assets import ASSETS, GROUP, IO_MANAGER_KEY, BuildLimits
+from mfn_pipeline.defs.automation import NIGHTLY_CRON
 from mfn_pipeline.defs.partitions import (
     SETTINGS,
     presets_partitions,
@@ -27,7 +28,6 @@ from mfn_pipeline.lib.supervision import (
 )
 from mfn_pipeline.lib.warehouse import Warehouse, WarehouseIOManager
 
-NIGHTLY_CRON = "0 2 * * *"
 RUN_TIME_MARGIN_S = 900
 
 
