@@ -1,4 +1,4 @@
-"""Physical and fractal sanity references (MODEL.md section 6).
+"""Physical and fractal sanity references (docs/model.md, section 6).
 
 The Nernst potential, an iterated-function-system (IFS) generator and box-counting
 of point sets: known answers that the pipeline checks the library against.

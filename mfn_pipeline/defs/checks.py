@@ -27,7 +27,7 @@ DEGENERATE_CHECK = "no_degenerate_feature_columns"
 EXPECTED_RANGES_CHECK = "expected_value_ranges"
 DRIFT_CHECK = "no_drift_since_previous_build"
 
-# Scientific reference values (MODEL.md section 6).
+# Scientific reference values (docs/model.md, section 6).
 NERNST_K_MV, NERNST_TOLERANCE_MV = -89.0, 1.0
 SIERPINSKI_DIMENSION, DIMENSION_TOLERANCE = math.log(3) / math.log(2), 0.1
 # Same configuration and code give bit-identical runs, so any change in a mean
