@@ -5,11 +5,11 @@ from mfn_core.features import (
     ALL_FEATURE_NAMES,
     EXTENDED_FEATURE_NAMES,
     FEATURE_NAMES,
-    StepTrace,
     features_from_history,
 )
 from mfn_core.model import Run, RunMetrics, simulate
 from mfn_core.params import SimParams
+from mfn_core.trace import StepTrace
 
 __all__ = [
     "ALL_FEATURE_NAMES",

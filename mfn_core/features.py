@@ -1,23 +1,21 @@
 """The 18 canonical MFN features (MODEL.md section 4) and the field-relative ones (section 5).
 
-Temporal features are functions of per-step scalars (:class:`StepTrace`), so a run
-never needs its (T, N, N) history: the simulation kernel fills the trace as it goes,
-and :func:`features_from_history` fills the same trace from a stored history with
-the same kernel.
+Temporal features follow from a run's per-step scalars (:class:`mfn_core.trace.StepTrace`),
+the others from its final field.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from mfn_core._jit import REDUCTION, STRICT
+from mfn_core._jit import STRICT
 from mfn_core.errors import ParamError
+from mfn_core.trace import StepTrace, trace_from_history
 
 FloatArray = NDArray[np.float64]
 
@@ -66,125 +64,8 @@ _TEMPORAL_SLOT = FEATURE_NAMES.index("dV_mean")  # dV_mean, dV_max, T_stable, E_
 _TEMPORAL_COUNT = 4
 
 
-@dataclass(frozen=True)
-class StepTrace:
-    """Per-step scalars of a run, from which the temporal features follow.
-
-    ``energy[k]`` is sum(frame^2) in mV^2 for frame k+1 (k = 0..T-1). The other arrays
-    describe D_t = |frame t - frame t-1| in mV for t = 2..T (index k = t-2):
-    its mean, max and population std, and ``diff_norm`` = ||V_t - V_{t-1}||_2 in volts.
-    """
-
-    energy: FloatArray
-    dv_mean: FloatArray
-    dv_max: FloatArray
-    dv_std: FloatArray
-    diff_norm: FloatArray
-
-    @classmethod
-    def empty(cls, steps: int) -> StepTrace:
-        pairs = max(steps - 1, 0)
-        return cls(np.empty(steps), *(np.empty(pairs) for _ in range(4)))
-
-
 # ---------------------------------------------------------------------------
-# Per-step scalars (shared by the simulation kernel and features_from_history)
-
-
-# Slots of the per-step accumulator filled row by row.
-_ACC_SUM, _ACC_DEV2, _ACC_SQ, _ACC_ENERGY, _ACC_MAX = range(5)
-ACC_SIZE = 5
-
-
-@numba.njit(**REDUCTION)
-def _accumulate_row(
-    prev: FloatArray, cur: FloatArray, shift: float, acc: FloatArray, scratch: FloatArray
-) -> None:
-    """Add one row's statistics of d = |cur - prev| (mV) and its energy to ``acc``.
-
-    Works row by row so the simulation can call it while the row is still in L1.
-    The variance is taken about ``shift`` (the previous step's mean): with a shift
-    close to the mean the cancellation of E[d^2] - E[d]^2 vanishes, in one pass.
-    The maximum runs as its own loop over ``scratch`` so the sums stay vectorised.
-    """
-    total = 0.0
-    dev2 = 0.0
-    sq = 0.0
-    energy = 0.0
-    for c in range(cur.shape[0]):
-        x = cur[c] * 1000.0
-        d = abs(x - prev[c] * 1000.0)
-        scratch[c] = d
-        total += d
-        dev2 += (d - shift) * (d - shift)
-        v = cur[c] - prev[c]
-        sq += v * v
-        energy += x * x
-    peak = acc[_ACC_MAX]
-    for c in range(cur.shape[0]):
-        peak = scratch[c] if scratch[c] > peak else peak
-    acc[_ACC_SUM] += total
-    acc[_ACC_DEV2] += dev2
-    acc[_ACC_SQ] += sq
-    acc[_ACC_ENERGY] += energy
-    acc[_ACC_MAX] = peak
-
-
-@numba.njit(**STRICT)
-def _step_shift(t: int, dv_mean: FloatArray) -> float:
-    """Centre for the variance of step t: the previous step's mean |dV|."""
-    return dv_mean[t - 2] if t >= 2 else 0.0
-
-
-@numba.njit(**STRICT)
-def _finish_step(
-    acc: FloatArray,
-    cells: int,
-    t: int,
-    shift: float,
-    energy: FloatArray,
-    dv_mean: FloatArray,
-    dv_max: FloatArray,
-    dv_std: FloatArray,
-    diff_norm: FloatArray,
-) -> None:
-    """Turn the accumulated rows of frame t (0-based) into its trace slot; reset ``acc``."""
-    energy[t] = acc[_ACC_ENERGY]
-    if t >= 1:
-        k = t - 1
-        mean = acc[_ACC_SUM] / cells
-        var = acc[_ACC_DEV2] / cells - (mean - shift) * (mean - shift)
-        dv_mean[k] = mean
-        dv_max[k] = acc[_ACC_MAX]
-        dv_std[k] = math.sqrt(max(var, 0.0))
-        diff_norm[k] = math.sqrt(acc[_ACC_SQ])
-    acc[:] = 0.0
-
-
-@numba.njit(**STRICT)
-def _trace_history(
-    history: FloatArray,
-    energy: FloatArray,
-    dv_mean: FloatArray,
-    dv_max: FloatArray,
-    dv_std: FloatArray,
-    diff_norm: FloatArray,
-) -> None:
-    n = history.shape[1]
-    acc = np.zeros(ACC_SIZE)
-    scratch = np.empty(history.shape[2])
-    for t in range(history.shape[0]):
-        prev = history[t - 1] if t >= 1 else history[0]
-        shift = _step_shift(t, dv_mean)
-        for r in range(n):
-            _accumulate_row(prev[r], history[t, r], shift, acc, scratch)
-        _finish_step(
-            acc, n * history.shape[2], t, shift, energy, dv_mean, dv_max, dv_std, diff_norm
-        )
-
-
-# ---------------------------------------------------------------------------
-# Temporal features and the lyapunov indicator, from the trace
+# Temporal features, from the trace
 
 
 @numba.njit(**STRICT)
@@ -206,15 +87,9 @@ def _slope(y: FloatArray) -> float:
 
 
 @numba.njit(**STRICT)
-def _temporal(
-    energy: FloatArray,
-    dv_mean: FloatArray,
-    dv_max: FloatArray,
-    dv_std: FloatArray,
-    out: FloatArray,
-) -> None:
+def _temporal(trace: StepTrace, out: FloatArray) -> None:
     """dV_mean, dV_max, T_stable, E_trend into out[0:4]."""
-    steps = energy.shape[0]
+    steps = trace.energy.shape[0]
     if steps < 2:
         out[:4] = 0.0
         return
@@ -222,31 +97,20 @@ def _temporal(
     total = 0.0
     peak = 0.0
     for k in range(steps - 1):
-        total += dv_mean[k]
-        peak = max(peak, dv_max[k])
+        total += trace.dv_mean[k]
+        peak = max(peak, trace.dv_max[k])
     out[0] = total / (steps - 1)
     out[1] = peak
     stable = float(steps)
     if steps > STABLE_RUN:
         run = 0
         for k in range(steps - 1):
-            run = run + 1 if dv_std[k] < STABLE_STD_MV else 0
+            run = run + 1 if trace.dv_std[k] < STABLE_STD_MV else 0
             if run == STABLE_RUN:
                 stable = float(k - STABLE_RUN + 2)
                 break
     out[2] = stable
-    out[3] = _slope(energy)
-
-
-@numba.njit(**STRICT)
-def _lyapunov(diff_norm: FloatArray) -> float:
-    total = 0.0
-    count = 0
-    for k in range(diff_norm.shape[0]):
-        if diff_norm[k] > 1e-10:
-            total += math.log(diff_norm[k])
-            count += 1
-    return total / count if count else 0.0
+    out[3] = _slope(trace.energy)
 
 
 # ---------------------------------------------------------------------------
@@ -461,13 +325,7 @@ def compute_features(field: FloatArray, trace: StepTrace) -> dict[str, float | i
     frozen = np.ascontiguousarray(field).view()
     frozen.setflags(write=False)
     _field_features(frozen, box_sizes(field.shape[0]), values)
-    _temporal(
-        trace.energy,
-        trace.dv_mean,
-        trace.dv_max,
-        trace.dv_std,
-        values[_TEMPORAL_SLOT : _TEMPORAL_SLOT + _TEMPORAL_COUNT],
-    )
+    _temporal(trace, values[_TEMPORAL_SLOT : _TEMPORAL_SLOT + _TEMPORAL_COUNT])
     return {
         name: int(value) if name in COUNT_FEATURES else float(value)
         for name, value in zip(ALL_FEATURE_NAMES, values, strict=True)
@@ -484,8 +342,7 @@ def _check_run_arrays(field: object, trace: object) -> None:
     if not isinstance(trace, StepTrace):
         raise ParamError(f"trace of type {type(trace).__name__} is invalid; allowed: a StepTrace")
     steps = trace.energy.shape[0] if isinstance(trace.energy, np.ndarray) else -1
-    for name in ("energy", "dv_mean", "dv_max", "dv_std", "diff_norm"):
-        array = getattr(trace, name)
+    for name, array in zip(StepTrace._fields, trace, strict=True):
         length = steps if name == "energy" else max(steps - 1, 0)
         if (
             not isinstance(array, np.ndarray)
@@ -502,15 +359,6 @@ def _check_run_arrays(field: object, trace: object) -> None:
                 f"shape ({length},) for {steps} steps (energy has one value per step, the "
                 "others one per pair of steps)"
             )
-
-
-def trace_from_history(history: FloatArray) -> StepTrace:
-    """The per-step scalars of a stored (T, N, N) history in volts."""
-    trace = StepTrace.empty(history.shape[0])
-    _trace_history(
-        history, trace.energy, trace.dv_mean, trace.dv_max, trace.dv_std, trace.diff_norm
-    )
-    return trace
 
 
 def features_from_history(array: NDArray[np.floating]) -> dict[str, float | int]:

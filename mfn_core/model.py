@@ -17,16 +17,9 @@ from numpy.typing import NDArray
 
 from mfn_core._jit import STRICT
 from mfn_core.errors import ParamError, SimulationError
-from mfn_core.features import (
-    ACC_SIZE,
-    StepTrace,
-    _accumulate_row,
-    _finish_step,
-    _lyapunov,
-    _step_shift,
-    compute_features,
-)
+from mfn_core.features import compute_features
 from mfn_core.params import BOUNDARIES, SimParams
+from mfn_core.trace import ACC_SIZE, StepTrace, accumulate_row, finish_step, lyapunov, step_shift
 
 FloatArray = NDArray[np.float64]
 
@@ -138,11 +131,7 @@ def _run_kernel(
     quantum_jitter: bool,
     jitter_sd: float,
     boundary: int,
-    trace_energy: FloatArray,
-    trace_dv_mean: FloatArray,
-    trace_dv_max: FloatArray,
-    trace_dv_std: FloatArray,
-    trace_diff_norm: FloatArray,
+    trace: StepTrace,
     counters: NDArray[np.int64],
 ) -> FloatArray:
     """Run all steps on padded (n+2, n+2) arrays; return the padded final V buffer.
@@ -173,10 +162,15 @@ def _run_kernel(
         if turing_enabled:
             _fill_halo(a, boundary)
             _fill_halo(i, boundary)
-        shift = _step_shift(t, trace_dv_mean)
+        shift = step_shift(t, trace)
 
         nan_v = nan_a = nan_i = 0
         for r in range(1, n + 1):
+            # Two copies of the cell loop, chosen once per row rather than per cell:
+            # without Turing the step is plain diffusion that neither reads a and i
+            # nor tests a flag that never changes during a run; with Turing, V, a and
+            # i advance in one pass because the boost on V depends on the same cell's
+            # new activator value.
             if turing_enabled:
                 for c in range(1, n + 1):
                     v = V[r, c] + alpha * _laplacian(V, r, c)
@@ -211,7 +205,7 @@ def _run_kernel(
             # The row just written is still in L1: take its statistics now.
             if r == spike_row:
                 V[r, spike_col] = before_spike  # frame t-1 is the state before the spike
-            _accumulate_row(V[r, 1 : n + 1], V_next[r, 1 : n + 1], shift, acc, scratch)
+            accumulate_row(V[r, 1 : n + 1], V_next[r, 1 : n + 1], shift, acc, scratch)
             if r == spike_row:
                 V[r, spike_col] = spiked  # the next row's stencil reads the spiked value
         if quantum_jitter:
@@ -224,23 +218,13 @@ def _run_kernel(
                 hits, nans = _clamp_row(V_next[r], n)
                 clamped += hits
                 nan_v += nans
-                _accumulate_row(V[r, 1 : n + 1], V_next[r, 1 : n + 1], shift, acc, scratch)
+                accumulate_row(V[r, 1 : n + 1], V_next[r, 1 : n + 1], shift, acc, scratch)
 
         if nan_v or nan_a or nan_i:
             counters[3] = t + 1
             counters[4] = 0 if nan_v else (1 if nan_a else 2)
             break
-        _finish_step(
-            acc,
-            n * n,
-            t,
-            shift,
-            trace_energy,
-            trace_dv_mean,
-            trace_dv_max,
-            trace_dv_std,
-            trace_diff_norm,
-        )
+        finish_step(acc, n * n, t, shift, trace)
         V, V_next = V_next, V
         if turing_enabled:
             a, a_next = a_next, a
@@ -290,11 +274,7 @@ def _integrate(
         params.quantum_jitter,
         math.sqrt(params.jitter_var),
         BOUNDARIES.index(params.boundary),
-        trace.energy,
-        trace.dv_mean,
-        trace.dv_max,
-        trace.dv_std,
-        trace.diff_norm,
+        trace,
         counters,
     )
     if counters[3]:
@@ -328,6 +308,6 @@ def simulate(params: SimParams) -> Run:
         growth_events=int(counters[0]),
         turing_activations=int(counters[1]),
         clamping_events=int(counters[2]),
-        lyapunov=float(_lyapunov(trace.diff_norm)),
+        lyapunov=float(lyapunov(trace)),
     )
     return Run(params, final, metrics, compute_features(final, trace), trace)

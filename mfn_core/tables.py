@@ -20,7 +20,7 @@ from mfn_core.contracts import (
     SUMMARY_SCHEMA,
     SUMMARY_SOURCES,
 )
-from mfn_core.features import ALL_FEATURE_NAMES, StepTrace, compute_features
+from mfn_core.features import ALL_FEATURE_NAMES, compute_features
 from mfn_core.presets import Preset
 from mfn_core.sweep import (
     ARRAY_SCHEMA,
@@ -31,6 +31,7 @@ from mfn_core.sweep import (
     TRACE_COLUMNS,
     default_workers,
 )
+from mfn_core.trace import StepTrace
 
 _OK = pl.col("status") == STATUS_OK
 

@@ -19,14 +19,13 @@ from mfn_core import (
 )
 from mfn_core.features import (
     COUNT_FEATURES,
-    StepTrace,
     _entropy_bits,
     _percentile_linear,
     box_sizes,
     compute_features,
-    trace_from_history,
 )
 from mfn_core.params import Boundary
+from mfn_core.trace import StepTrace, trace_from_history
 from tests import naive
 from tests.conftest import ACTIVE, valid_params
 
