@@ -1,13 +1,25 @@
-"""Model parameters: names, defaults and valid ranges from MODEL.md section 1."""
+"""Model parameters: each one's name, default, valid range, unit and meaning, spelled once.
+
+:class:`SimParams` is a pydantic dataclass; every field carries a :class:`ParamSpec`
+that both checks a value (with the project's one-line messages) and describes it
+in the JSON Schema. :data:`PARAM_SPECS` is the same specs keyed by name, for the
+data contract and the table layouts.
+"""
 
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import reprlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, TypeVar
+
+from pydantic import ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError
+from pydantic import dataclasses as pydantic_dataclasses
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import ErrorDetails, PydanticCustomError, core_schema
 
 from mfn_core.errors import ParamError
 
@@ -15,16 +27,28 @@ Boundary: TypeAlias = Literal["periodic", "neumann", "dirichlet"]
 BOUNDARIES: tuple[Boundary, ...] = ("periodic", "neumann", "dirichlet")
 SEED_MAX = 2**63 - 1  # seeds are stored as Int64 columns
 _MISSING = object()
+# The error type a spec raises; describe() turns it into "<path> = <value> <problem>".
+VALUE_ERROR = "mfn_value"
+_MISSING_TYPES = ("missing", "missing_keyword_only_argument", "missing_argument")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """How one parameter is checked: its kind and inclusive bounds or choices."""
+    """How one field is checked and described: its kind, inclusive bounds or choices,
+    unit and meaning.
+
+    As pydantic metadata (``Annotated[int, ParamSpec(...)]``) it validates with the
+    project's messages and adds the bounds, choices, unit and description to the
+    JSON Schema.
+    """
 
     kind: type
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
+    unit: str = ""
+    description: str = ""
 
     def allowed(self) -> str:
         if self.choices:
@@ -35,23 +59,76 @@ class ParamSpec:
             return f"an integer in [{self.low}, {self.high}]"
         return f"a number in [{self.low:g}, {self.high:g}]"
 
+    def problem(self, value: object) -> tuple[str, Any]:
+        """What is wrong with ``value`` ("" if nothing) and the value as this kind."""
+        if self.kind is bool:
+            return ("" if isinstance(value, bool) else "is not a boolean"), value
+        if self.kind is str:
+            valid = isinstance(value, str) and value in self.choices
+            return ("" if valid else "is not a known choice"), value
+        # bool is an int subclass; True as a grid size is a mistake, not a 1.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "is not a number", value
+        if self.kind is int:
+            if isinstance(value, float):
+                if not value.is_integer():
+                    return "is not an integer", value
+                value = int(value)
+        elif not is_finite_number(value):
+            return "is not finite", value
+        else:
+            value = float(value)
+        assert self.low is not None
+        assert self.high is not None
+        return ("" if self.low <= value <= self.high else "is out of range"), value
 
-PARAM_SPECS: dict[str, ParamSpec] = {
-    "grid_size": ParamSpec(int, 4, 1024),
-    "steps": ParamSpec(int, 1, 100_000),
-    "alpha": ParamSpec(float, 0.05, 0.24),
-    "d_activator": ParamSpec(float, 0.01, 0.24),
-    "d_inhibitor": ParamSpec(float, 0.01, 0.24),
-    "r_activator": ParamSpec(float, 0.001, 0.1),
-    "r_inhibitor": ParamSpec(float, 0.001, 0.1),
-    "turing_enabled": ParamSpec(bool),
-    "turing_threshold": ParamSpec(float, 0.5, 0.95),
-    "spike_probability": ParamSpec(float, 0.0, 1.0),
-    "quantum_jitter": ParamSpec(bool),
-    "jitter_var": ParamSpec(float, 0.0, 0.01),
-    "boundary": ParamSpec(str, choices=BOUNDARIES),
-    "seed": ParamSpec(int, 0, SEED_MAX),
-}
+    def check(self, value: object) -> Any:
+        """``value`` as this field's Python type, or a pydantic error naming what is allowed."""
+        problem, converted = self.problem(value)
+        if problem:
+            raise PydanticCustomError(
+                VALUE_ERROR,
+                "{problem}; allowed: {allowed}",
+                {"problem": problem, "allowed": self.allowed()},
+            )
+        return converted
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        # The check runs first and gives the message; the typed inner schema then
+        # passes what it returns and states the bounds in the JSON Schema.
+        inner: core_schema.CoreSchema
+        if self.choices:
+            inner = core_schema.literal_schema(list(self.choices))
+        elif self.kind is bool:
+            inner = core_schema.bool_schema(strict=True)
+        elif self.kind is int:
+            inner = core_schema.int_schema(ge=int(self.low or 0), le=int(self.high or 0))
+        else:
+            inner = core_schema.float_schema(ge=self.low, le=self.high, allow_inf_nan=False)
+        return core_schema.no_info_before_validator_function(self.check, inner)
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        if self.description:
+            unit = f" Unit: {self.unit}." if self.unit else ""
+            json_schema["description"] = f"{self.description}{unit}"
+        return json_schema
+
+
+def integer(low: int, high: int, description: str, unit: str = "") -> ParamSpec:
+    return ParamSpec(int, low, high, unit=unit, description=description)
+
+
+def number(low: float, high: float, description: str, unit: str = "") -> ParamSpec:
+    return ParamSpec(float, low, high, unit=unit, description=description)
+
+
+def boolean(description: str) -> ParamSpec:
+    return ParamSpec(bool, description=description)
 
 
 class _ShortRepr(reprlib.Repr):
@@ -85,45 +162,6 @@ def shown(value: object) -> str:
     return _SHORT.repr(value)
 
 
-def check_value(name: str, value: object, label: str | None = None) -> Any:
-    """Return ``value`` as parameter ``name``'s Python type, or raise ParamError.
-
-    ``label`` replaces the name in the message, e.g. "small.yaml: sweep.alpha[2]".
-    """
-    spec = PARAM_SPECS[name]
-    label = label or name
-
-    def fail(problem: str) -> ParamError:
-        return ParamError(f"{label} = {shown(value)} {problem}; allowed: {spec.allowed()}")
-
-    if spec.kind is bool:
-        if not isinstance(value, bool):
-            raise fail("is not a boolean")
-        return value
-    if spec.kind is str:
-        if not isinstance(value, str) or value not in spec.choices:
-            raise fail("is not a known choice")
-        return value
-    # bool is an int subclass; True as a grid size is a mistake, not a 1.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise fail("is not a number")
-    if spec.kind is int:
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise fail("is not an integer")
-            value = int(value)
-        number: float = value
-    else:
-        if not is_finite_number(value):
-            raise fail("is not finite")
-        number = float(value)
-    assert spec.low is not None
-    assert spec.high is not None
-    if not spec.low <= number <= spec.high:
-        raise fail("is out of range")
-    return number
-
-
 def unknown_names(names: Iterable[object], known: Iterable[str]) -> str:
     """A message listing unknown names, with the nearest known name for each."""
     known = list(known)
@@ -134,7 +172,109 @@ def unknown_names(names: Iterable[object], known: Iterable[str]) -> str:
     return ", ".join(parts)
 
 
-@dataclass(frozen=True, init=False)
+def error_path(loc: Sequence[int | str]) -> str:
+    """A pydantic location as the file spells it: ``sweep.alpha[1]``, ``expect.ranges.V_min``."""
+    path = ""
+    for part in loc:
+        if part == "[key]":  # the key itself was refused: the path already names it
+            continue
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def describe(
+    error: ErrorDetails,
+    known: Callable[[tuple[int | str, ...]], Sequence[str]],
+    unknown: str = "unknown field",
+    prefix: str = "",
+) -> str:
+    """One problem of a pydantic ValidationError as a message part.
+
+    ``known(parent)`` lists the names allowed where an unknown one was given, for the
+    "did you mean" hint; ``unknown`` is how such a name is introduced.
+    """
+    loc = tuple(error["loc"])
+    path = prefix + error_path(loc)
+    kind = error["type"]
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        names = known(loc[:-1])
+        where = prefix + error_path(loc[:-1])
+        return (
+            f"{unknown} {where + '.' if where else ''}{unknown_names([loc[-1]], names)}; "
+            f"allowed: {', '.join(names)}"
+        )
+    if kind == VALUE_ERROR:
+        return f"{path} = {shown(error['input'])} {error['msg']}"
+    if not loc or kind == "mfn_rule":
+        return error["msg"]
+    return f"{path} = {shown(error['input'])} is invalid; allowed: {error['msg'].lower()}"
+
+
+def describe_all(
+    errors: Sequence[ErrorDetails],
+    describe_one: Callable[[ErrorDetails], str],
+    required: Sequence[str] = (),
+    more_problems: Sequence[str] = (),
+    limit: int = 8,
+) -> str:
+    """Every problem of a ValidationError (and ``more_problems``) as one line: the first
+    ``limit`` of them and a count. Missing fields are named together, as one problem.
+    """
+    missing = [error_path(error["loc"]) for error in errors if error["type"] in _MISSING_TYPES]
+    problems = [describe_one(error) for error in errors if error["type"] not in _MISSING_TYPES]
+    problems += more_problems
+    if missing:
+        problems.insert(
+            0, f"missing required field {', '.join(missing)}; required: {', '.join(required)}"
+        )
+    if len(problems) == 1:
+        return problems[0]
+    listed = [f"{k}) {problem}" for k, problem in enumerate(problems[:limit], 1)]
+    more = f" ... and {len(problems) - limit} more" if len(problems) > limit else ""
+    return f"{len(problems)} problems: " + " ".join(listed) + more
+
+
+def raising(
+    error: type[Exception], known: Callable[[tuple[int | str, ...]], Sequence[str]]
+) -> Callable[[T], T]:
+    """Make a pydantic dataclass raise ``error`` with the project's message.
+
+    Pydantic's generated ``__init__`` raises ValidationError (a ValueError the callers
+    of this package do not expect); this wraps it, keeping validation in one place.
+    A missing required argument stays a TypeError, as for any Python call.
+    """
+
+    def decorate(cls: T) -> T:
+        init = cls.__init__  # type: ignore[misc]
+
+        @functools.wraps(init)
+        def validated_init(self: Any, *args: Any, **kwargs: Any) -> None:
+            try:
+                init(self, *args, **kwargs)
+            except ValidationError as exc:
+                details = exc.errors()
+                missing = [str(d["loc"][-1]) for d in details if d["type"] in _MISSING_TYPES]
+                if missing:
+                    raise TypeError(
+                        f"{exc.title}() missing required keyword argument "
+                        f"{', '.join(map(repr, missing))}"
+                    ) from None
+                raise error(
+                    describe_all(details, lambda d: describe(d, known, "unknown parameter"))
+                ) from None
+
+        cls.__init__ = validated_init  # type: ignore[misc]
+        return cls
+
+    return decorate
+
+
+def _param_names(parent: tuple[int | str, ...]) -> Sequence[str]:
+    return list(PARAM_SPECS)
+
+
+@raising(ParamError, _param_names)
+@pydantic_dataclasses.dataclass(frozen=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class SimParams:
     """Validated, immutable parameters of one simulation run.
 
@@ -143,48 +283,46 @@ class SimParams:
     the allowed range.
     """
 
-    grid_size: int
-    steps: int
-    alpha: float
-    d_activator: float
-    d_inhibitor: float
-    r_activator: float
-    r_inhibitor: float
-    turing_enabled: bool
-    turing_threshold: float
-    spike_probability: float
-    quantum_jitter: bool
-    jitter_var: float
-    boundary: Boundary
-    seed: int
-
-    def __init__(
-        self,
-        *,
-        seed: int,
-        grid_size: int = 64,
-        steps: int = 100,
-        alpha: float = 0.18,
-        d_activator: float = 0.10,
-        d_inhibitor: float = 0.05,
-        r_activator: float = 0.01,
-        r_inhibitor: float = 0.02,
-        turing_enabled: bool = True,
-        turing_threshold: float = 0.75,
-        spike_probability: float = 0.25,
-        quantum_jitter: bool = False,
-        jitter_var: float = 0.0005,
-        boundary: Boundary = "periodic",
-        **unknown: object,
-    ) -> None:
-        if unknown:
-            raise ParamError(
-                f"unknown parameter {unknown_names(unknown, PARAM_SPECS)}; "
-                f"known: {', '.join(PARAM_SPECS)}"
-            )
-        given = dict(locals())
-        for name in PARAM_SPECS:
-            object.__setattr__(self, name, check_value(name, given[name]))
+    grid_size: Annotated[int, integer(4, 1024, "Side of the square grid.", "cells")] = 64
+    steps: Annotated[int, integer(1, 100_000, "Time steps of one run.", "steps")] = 100
+    alpha: Annotated[
+        float, number(0.05, 0.24, "Diffusion coefficient of the membrane potential V.", "1/step")
+    ] = 0.18
+    d_activator: Annotated[
+        float, number(0.01, 0.24, "Diffusion coefficient of the activator.", "1/step")
+    ] = 0.10
+    d_inhibitor: Annotated[
+        float, number(0.01, 0.24, "Diffusion coefficient of the inhibitor.", "1/step")
+    ] = 0.05
+    r_activator: Annotated[
+        float, number(0.001, 0.1, "Reaction rate of the activator.", "1/step")
+    ] = 0.01
+    r_inhibitor: Annotated[
+        float, number(0.001, 0.1, "Reaction rate of the inhibitor.", "1/step")
+    ] = 0.02
+    turing_enabled: Annotated[
+        bool, boolean("Whether the activator crossing its threshold raises V (Turing growth).")
+    ] = True
+    turing_threshold: Annotated[
+        float,
+        number(
+            0.5, 0.95, "Activator level above which a cell counts as active.", "activator units"
+        ),
+    ] = 0.75
+    spike_probability: Annotated[
+        float, number(0.0, 1.0, "Chance per step of a spike at one random cell.", "1/step")
+    ] = 0.25
+    quantum_jitter: Annotated[
+        bool, boolean("Whether Gaussian noise is added to V every step (clamped afterwards).")
+    ] = False
+    jitter_var: Annotated[
+        float, number(0.0, 0.01, "Variance of the noise on V when quantum_jitter is on.", "V^2")
+    ] = 0.0005
+    boundary: Annotated[
+        Boundary,
+        ParamSpec(str, choices=BOUNDARIES, description="How the grid's edges are treated."),
+    ] = "periodic"
+    seed: Annotated[int, integer(0, SEED_MAX, "Seed of the run's random number generator.")]
 
     def verify(self) -> None:
         """Raise ParamError unless every field still holds a valid value of its exact type.
@@ -195,7 +333,8 @@ class SimParams:
         bounds checks, so they call this first.
         """
         for name, spec in PARAM_SPECS.items():
-            value = getattr(self, name, _MISSING)
+            # From the instance: the class holds each field's default.
+            value = self.__dict__.get(name, _MISSING)
             if value is _MISSING:
                 raise ParamError(f"SimParams.{name} is not set; allowed: {spec.allowed()}")
             label = f"SimParams.{name}"
@@ -206,7 +345,9 @@ class SimParams:
                     f"{label} = {shown(value)} is of type {type(value).__name__}; "
                     f"allowed: {spec.allowed()}"
                 )
-            check_value(name, value, label)
+            problem, _ = spec.problem(value)
+            if problem:
+                raise ParamError(f"{label} = {shown(value)} {problem}; allowed: {spec.allowed()}")
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
         # Unpickling bypasses __init__: check what it restores the same way.
@@ -223,7 +364,7 @@ class SimParams:
     def from_mapping(cls, values: Mapping[str, Any]) -> SimParams:
         """Build from a mapping such as a parsed YAML document (``seed`` required)."""
         if "seed" not in values:
-            raise ParamError("seed is required; allowed: an integer in [0, 2^63-1]")
+            raise ParamError(f"seed is required; allowed: {PARAM_SPECS['seed'].allowed()}")
         return cls(**values)
 
     def as_dict(self) -> dict[str, Any]:
@@ -232,3 +373,15 @@ class SimParams:
     @property
     def cell_steps(self) -> int:
         return self.grid_size * self.grid_size * self.steps
+
+
+def specs_of(cls: type) -> dict[str, ParamSpec]:
+    """The ParamSpec of each field of a pydantic dataclass, in field order."""
+    return {
+        name: next(m for m in info.metadata if isinstance(m, ParamSpec))
+        for name, info in cls.__pydantic_fields__.items()  # type: ignore[attr-defined]
+        if any(isinstance(m, ParamSpec) for m in info.metadata)
+    }
+
+
+PARAM_SPECS: dict[str, ParamSpec] = specs_of(SimParams)

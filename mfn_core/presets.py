@@ -4,6 +4,10 @@ Sample order reproduces MFN 4.1: a counter sim_id starts at 0; the cartesian gri
 the ``sweep`` values (in the order listed) is cycled, each grid point giving
 ``seeds_per_config`` consecutive runs with seed = base_seed + sim_id, until
 ``num_samples`` runs exist.
+
+:class:`Preset` and :class:`Expectations` are pydantic dataclasses: their fields are
+the file's keys, so the same definition validates a file, lists every problem in it
+at once and gives the JSON Schema that editors use (:func:`preset_json_schema`).
 """
 
 from __future__ import annotations
@@ -14,19 +18,39 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetPydanticSchema,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic import dataclasses as pydantic_dataclasses
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import ErrorDetails, PydanticCustomError, core_schema
+from typing_extensions import TypedDict
 
 from mfn_core.errors import ParamError
 from mfn_core.features import ALL_FEATURE_NAMES
 from mfn_core.params import (
     PARAM_SPECS,
     SEED_MAX,
+    VALUE_ERROR,
     SimParams,
-    check_value,
+    describe,
+    describe_all,
+    integer,
     is_finite_number,
+    raising,
     shown,
     unknown_names,
 )
@@ -37,9 +61,6 @@ from mfn_core.yaml_files import read_yaml
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 NAME_RULE = "1 to 64 characters from a-z, 0-9, '_' and '-', starting with a letter or digit"
 MAX_SAMPLES = 1_000_000
-REQUIRED_KEYS = ("name", "grid_size", "steps", "num_samples", "seeds_per_config", "base_seed")
-OPTIONAL_KEYS = ("description", "sweep", "params", "expect")
-EXPECT_KEYS = ("ranges", "constant", "max_runtime_s", "max_peak_memory_mib")
 MAX_REASON_CHARS = 500
 MAX_DESCRIPTION_CHARS = 2000
 # Columns of the data set whose values an expect: block may bound.
@@ -54,38 +75,322 @@ EXPECTABLE_COLUMNS: tuple[str, ...] = (
 # Set at the top level (grid_size, steps) or by the sample order (seed), never in
 # sweep: or params:.
 _NOT_SWEEPABLE = ("grid_size", "steps", "seed")
+SWEEPABLE: tuple[str, ...] = tuple(name for name in PARAM_SPECS if name not in _NOT_SWEEPABLE)
+_RULE = "mfn_rule"  # a problem of several fields; its message names them
 
 
 class PresetError(ParamError):
     """A preset file is unreadable or invalid; the message names file, field and value."""
 
 
-@dataclass(frozen=True)
+def _refuse(problem: str, allowed: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        VALUE_ERROR, "{problem}; allowed: {allowed}", {"problem": problem, "allowed": allowed}
+    )
+
+
+def _is_control(character: str) -> bool:
+    """A character that steers a terminal or the text direction instead of showing."""
+    return character not in "\n\t" and unicodedata.category(character) in ("Cc", "Cf")
+
+
+def _mapping(allowed: str) -> Callable[[object], object]:
+    """A section that must be a mapping; an empty one (``sweep:``) is no entries."""
+
+    def check(value: object) -> object:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise _refuse("is not a mapping", allowed)
+        return value
+
+    return check
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise _refuse("is not a valid preset name", NAME_RULE)
+    return value
+
+
+def _description(value: object) -> str:
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION_CHARS:
+        raise _refuse("is invalid", f"text of at most {MAX_DESCRIPTION_CHARS} characters")
+    # Printed by `mfn presets` and shown in the UI: no terminal escapes, no bidi overrides.
+    hidden = next((c for c in value if _is_control(c)), None)
+    if hidden is not None:
+        raise PydanticCustomError(
+            _RULE,
+            "description holds the control character U+{code} at position {at}; allowed: "
+            "printable text, line breaks and tabs",
+            {"code": f"{ord(hidden):04X}", "at": value.index(hidden)},
+        )
+    return value.strip()
+
+
+def _column(columns: tuple[str, ...], kind: str) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if value not in columns:
+            raise PydanticCustomError(
+                _RULE,
+                "is not {kind} column ({near}); allowed: {allowed}",
+                {
+                    "kind": kind,
+                    "near": unknown_names([value], columns),
+                    "allowed": ", ".join(columns),
+                },
+            )
+        return str(value)
+
+    return check
+
+
+def _bounds(value: object) -> tuple[float, float]:
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or not all(is_finite_number(b) for b in value)
+        or value[0] > value[1]
+    ):
+        raise _refuse("is invalid", "[low, high], two finite numbers with low <= high")
+    return (float(value[0]), float(value[1]))
+
+
+def _ceiling(value: object) -> float | None:
+    if value is None:
+        return None
+    if not is_finite_number(value) or value <= 0:  # type: ignore[operator]
+        raise _refuse("is invalid", "a finite number > 0")
+    return float(value)  # type: ignore[arg-type]
+
+
+_Ceiling = Annotated[float, Field(gt=0)]
+
+
+def _reason(value: object) -> str:
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or len(value) > MAX_REASON_CHARS
+        or any(_is_control(c) for c in value)
+    ):
+        raise _refuse(
+            "is invalid", f"a non-empty reason of at most {MAX_REASON_CHARS} printable characters"
+        )
+    return " ".join(value.split())
+
+
+def _columns_schema(columns: tuple[str, ...], value: dict[str, Any]) -> dict[str, Any]:
+    """A mapping keyed by ``columns`` as JSON Schema: editors complete the column names."""
+    return {
+        "type": "object",
+        "properties": dict.fromkeys(columns, value),
+        "additionalProperties": False,
+    }
+
+
+_RANGE_SCHEMA = {
+    "type": "array",
+    "prefixItems": [{"type": "number"}, {"type": "number"}],
+    "minItems": 2,
+    "maxItems": 2,
+    "description": "[low, high]: every run's value lies in this closed range.",
+}
+_REASON_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_REASON_CHARS,
+    "description": "Why this feature holds one value across every run of the preset.",
+}
+_FORBID = ConfigDict(extra="forbid")
+
+
+def _expect_names(parent: tuple[int | str, ...]) -> Sequence[str]:
+    return list(Expectations.__pydantic_fields__)  # type: ignore[attr-defined]
+
+
+@raising(PresetError, _expect_names)
+@pydantic_dataclasses.dataclass(frozen=True, config=_FORBID)
 class Expectations:
     """What a preset's build must show: column value ranges and resource ceilings."""
 
-    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    max_runtime_s: float | None = None
-    max_peak_memory_mib: float | None = None
+    ranges: Annotated[
+        Mapping[
+            Annotated[str, BeforeValidator(_column(EXPECTABLE_COLUMNS, "a data set"))],
+            Annotated[tuple[float, float], BeforeValidator(_bounds)],
+        ],
+        BeforeValidator(_mapping("column -> [low, high]")),
+        WithJsonSchema(_columns_schema(EXPECTABLE_COLUMNS, _RANGE_SCHEMA)),
+        Field(description="Data set column -> [low, high] that every run's value must lie in."),
+    ] = field(default_factory=dict)
+    max_runtime_s: Annotated[
+        _Ceiling | None,
+        BeforeValidator(_ceiling),
+        Field(description="Longest the build may take. Unit: s."),
+    ] = None
+    max_peak_memory_mib: Annotated[
+        _Ceiling | None,
+        BeforeValidator(_ceiling),
+        Field(description="Highest peak memory the build may use. Unit: MiB."),
+    ] = None
     # Feature columns known to hold one value across every run, each with the reason.
-    constant: Mapping[str, str] = field(default_factory=dict)
+    constant: Annotated[
+        Mapping[
+            Annotated[str, BeforeValidator(_column(ALL_FEATURE_NAMES, "a feature"))],
+            Annotated[str, BeforeValidator(_reason)],
+        ],
+        BeforeValidator(_mapping("feature column -> the reason it is constant")),
+        WithJsonSchema(_columns_schema(ALL_FEATURE_NAMES, _REASON_SCHEMA)),
+        Field(description="Feature column -> why it holds one value across every run."),
+    ] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+def _expectations(value: object) -> object:
+    if isinstance(value, Expectations):
+        return value
+    return _mapping(", ".join(_expect_names(())))(value)
+
+
+def _param_type(name: str) -> Any:
+    """Parameter ``name``'s annotated type as SimParams declares it (type and ParamSpec)."""
+    info = SimParams.__pydantic_fields__[name]  # type: ignore[attr-defined]
+    return Annotated[(info.annotation, *info.metadata)]
+
+
+def _non_empty_list(value: object) -> object:
+    if not isinstance(value, list | tuple) or not value:
+        raise _refuse("is not a non-empty list", "a list of values, e.g. [0.1, 0.2]")
+    return list(value)
+
+
+def _table(name: str, value_type: Callable[[str], Any]) -> Any:
+    """A mapping from each sweepable parameter to ``value_type(name)``, as a TypedDict."""
+    make: Any = TypedDict  # built from the parameter specs, so not a literal class
+    table = make(name, {param: value_type(param) for param in SWEEPABLE}, total=False)
+    table.__pydantic_config__ = _FORBID
+    return table
+
+
+_SWEEP_TABLE = _table(
+    "Sweep",
+    lambda param: Annotated[
+        list[_param_type(param)],  # type: ignore[misc]
+        BeforeValidator(_non_empty_list),
+        Field(min_length=1),
+    ],
+)
+_PARAMS_TABLE = _table("Params", _param_type)
+
+
+def _in_file_order(
+    section: str, pairs: Callable[[Mapping[str, Any]], Any]
+) -> Callable[[object, core_schema.ValidatorFunctionWrapHandler], Any]:
+    """Validate a section against its table, keeping the file's order of keys."""
+
+    def validate(value: object, handler: core_schema.ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(value, tuple):  # a Preset's own sweep, passed to a new Preset
+            value = dict(value)
+        value = _mapping(f"parameter -> {section}")(value)
+        assert isinstance(value, Mapping)
+        odd = next((key for key in value if not isinstance(key, str)), None)
+        if odd is not None:
+            raise _refuse(f"has the key {shown(odd)}", f"parameter names: {', '.join(SWEEPABLE)}")
+        checked = handler(value)
+        return pairs({key: checked[key] for key in value if key in checked})
+
+    return validate
+
+
+def _sweep_to_pairs(table: Mapping[str, Any]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    return tuple((name, tuple(values)) for name, values in table.items())
+
+
+def _section(table: Any, section: str, pairs: Callable[[Mapping[str, Any]], Any]) -> Any:
+    return GetPydanticSchema(
+        lambda _, handler: core_schema.no_info_wrap_validator_function(
+            _in_file_order(section, pairs), handler.generate_schema(table)
+        )
+    )
+
+
+def _preset_names(parent: tuple[int | str, ...]) -> Sequence[str]:
+    if parent and parent[0] in ("sweep", "params"):
+        return SWEEPABLE
+    if parent and parent[0] == "expect":
+        return _expect_names(parent)
+    return [name for name in Preset.__pydantic_fields__ if name != "source"]  # type: ignore[attr-defined]
+
+
+@raising(PresetError, _preset_names)
+@pydantic_dataclasses.dataclass(frozen=True, config=_FORBID)
 class Preset:
     """A validated preset: fixed parameters plus a sweep grid expanded in 4.1 order."""
 
-    name: str
-    description: str
-    grid_size: int
-    steps: int
-    num_samples: int
-    seeds_per_config: int
-    base_seed: int
-    sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
-    params: Mapping[str, Any] = field(default_factory=dict)
-    expect: Expectations = field(default_factory=Expectations)
-    source: Path | None = None
+    name: Annotated[
+        str,
+        BeforeValidator(_name),
+        Field(
+            pattern=f"^{NAME_PATTERN.pattern}$",
+            description="The preset's name: its file name, partition key and command argument.",
+        ),
+    ]
+    grid_size: Annotated[int, PARAM_SPECS["grid_size"]]
+    steps: Annotated[int, PARAM_SPECS["steps"]]
+    num_samples: Annotated[int, integer(1, MAX_SAMPLES, "Runs in the data set.", "runs")]
+    seeds_per_config: Annotated[
+        int, integer(1, MAX_SAMPLES, "Consecutive runs (seeds) per sweep grid point.", "runs")
+    ]
+    base_seed: Annotated[int, integer(0, SEED_MAX, "Seed of run 0; run k has seed base_seed + k.")]
+    description: Annotated[
+        str,
+        BeforeValidator(_description),
+        Field(max_length=MAX_DESCRIPTION_CHARS, description="What the preset is for."),
+    ] = ""
+    sweep: Annotated[
+        tuple[tuple[str, tuple[Any, ...]], ...],
+        _section(_SWEEP_TABLE, "list of values", _sweep_to_pairs),
+        Field(
+            description="Parameter -> list of values; the cartesian grid of these values, "
+            "first listed parameter outermost, is cycled through the runs."
+        ),
+    ] = ()
+    params: Annotated[
+        Mapping[str, Any],
+        _section(_PARAMS_TABLE, "value", dict),
+        Field(description="Parameter -> value, fixed for every run."),
+    ] = field(default_factory=dict)
+    expect: Annotated[
+        Expectations,
+        BeforeValidator(_expectations),
+        Field(description="What every build of the preset must show (checked after it)."),
+    ] = field(default_factory=Expectations)
+    source: SkipJsonSchema[Path | None] = None
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> Preset:
+        swept = {name for name, _ in self.sweep}
+        for name in self.params:
+            if name in swept:
+                raise PydanticCustomError(
+                    _RULE,
+                    "params.{name} is also swept; allowed: set it in sweep or params, not both",
+                    {"name": name},
+                )
+        if self.base_seed > SEED_MAX - self.num_samples:
+            raise PydanticCustomError(
+                _RULE,
+                "base_seed = {value} is invalid; allowed: an integer in [0, {high}] "
+                "(the last run's seed must fit in a 64-bit integer)",
+                {"value": self.base_seed, "high": SEED_MAX - self.num_samples},
+            )
+        points = math.prod(len(values) for _, values in self.sweep)
+        if points > MAX_SAMPLES:
+            raise PydanticCustomError(
+                _RULE,
+                "sweep has {points} grid points; allowed: at most {most}",
+                {"points": points, "most": MAX_SAMPLES},
+            )
+        return self
 
     def grid_points(self) -> list[dict[str, Any]]:
         """The sweep's cartesian grid, first listed parameter outermost."""
@@ -134,227 +439,70 @@ class Preset:
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
+@cache
+def _adapter() -> TypeAdapter[Preset]:
+    return TypeAdapter(Preset)
+
+
+def preset_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a preset file (docs/preset.schema.json), for editors and checks."""
+    schema = _adapter().json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "MFN preset"
+    schema["description"] = (
+        "One file of configs/presets/: a sweep of simulation runs. "
+        "Field units are given in each description."
+    )
+    return schema
+
+
 def load_preset(path: str | Path) -> Preset:
     """Read and validate one preset file; raise PresetError naming file, field and value."""
     path = Path(path)
     return parse_preset(read_yaml(path, PresetError), path)
 
 
+def _describe(error: ErrorDetails) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden" and len(loc) == 2 and loc[0] in ("sweep", "params"):
+        return (
+            f"{loc[0]}.{loc[1]} is not a model parameter that can be set here "
+            f"({unknown_names([loc[1]], SWEEPABLE)}); allowed: {', '.join(SWEEPABLE)} "
+            "(grid_size and steps are top-level fields, seeds come from base_seed)"
+        )
+    if loc and loc[-1] == "[key]":
+        return f"{'.'.join(map(str, loc[:-1]))} {error['msg']}"
+    return describe(error, _preset_names)
+
+
 def parse_preset(document: object, path: Path) -> Preset:
-    """Validate a parsed YAML document as a preset read from ``path``."""
+    """Validate a parsed YAML document as a preset read from ``path``.
+
+    Every problem of the document is listed in one PresetError.
+    """
+    keys = ", ".join(_preset_names(()))
     if document is None:
         raise PresetError(
             f"{path}: the file is empty (a half-written or truncated file?); allowed: a "
-            f"mapping of {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}"
+            f"mapping of {keys}"
         )
     if not isinstance(document, dict):
         raise PresetError(
-            f"{path}: the document is a {type(document).__name__}; allowed: a mapping of "
-            f"{', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}"
+            f"{path}: the document is a {type(document).__name__}; allowed: a mapping of {keys}"
         )
-    _reject_unknown(document, REQUIRED_KEYS + OPTIONAL_KEYS, path, "")
-    missing = [key for key in REQUIRED_KEYS if key not in document]
-    if missing:
-        raise PresetError(
-            f"{path}: missing required field {', '.join(missing)}; "
-            f"required: {', '.join(REQUIRED_KEYS)}"
-        )
-
-    name = document["name"]
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise PresetError(
-            f"{path}: name = {shown(name)} is not a valid preset name; allowed: {NAME_RULE}"
-        )
-    description = document.get("description", "")
-    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS:
-        raise PresetError(
-            f"{path}: description = {shown(description)} is invalid; allowed: text of at "
-            f"most {MAX_DESCRIPTION_CHARS} characters"
-        )
-    # Printed by `mfn presets` and shown in the UI: no terminal escapes, no bidi overrides.
-    hidden = next((c for c in description if _is_control(c)), None)
-    if hidden is not None:
-        raise PresetError(
-            f"{path}: description holds the control character U+{ord(hidden):04X} at "
-            f"position {description.index(hidden)}; allowed: printable text, line breaks "
-            "and tabs"
-        )
-
-    def integer(key: str, low: int, high: int) -> int:
-        value = document[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise PresetError(
-                f"{path}: {key} = {shown(value)} is invalid; allowed: an integer in [{low}, {high}]"
-            )
-        return value
-
-    grid_size = _checked(path, "grid_size", document["grid_size"], "grid_size")
-    steps = _checked(path, "steps", document["steps"], "steps")
-    num_samples = integer("num_samples", 1, MAX_SAMPLES)
-    seeds_per_config = integer("seeds_per_config", 1, MAX_SAMPLES)
-    base_seed = integer("base_seed", 0, SEED_MAX - num_samples)
-
-    sweep = _parse_sweep(document.get("sweep") or {}, path)
-    params = _parse_params(document.get("params") or {}, path, {key for key, _ in sweep})
-    expect = _parse_expect(document.get("expect") or {}, path)
-    return Preset(
-        name=name,
-        description=description.strip(),
-        grid_size=grid_size,
-        steps=steps,
-        num_samples=num_samples,
-        seeds_per_config=seeds_per_config,
-        base_seed=base_seed,
-        sweep=sweep,
-        params=params,
-        expect=expect,
-        source=path,
-    )
-
-
-def _is_control(character: str) -> bool:
-    """A character that steers a terminal or the text direction instead of showing."""
-    return character not in "\n\t" and unicodedata.category(character) in ("Cc", "Cf")
-
-
-def _checked(path: Path, param: str, value: object, label: str) -> Any:
+    # The file's path is the Preset's source, never a key the file may set.
+    fields = {key: value for key, value in document.items() if key != "source"}
+    source = [f"unknown field 'source'; allowed: {keys}"] if "source" in document else []
     try:
-        return check_value(param, value, f"{path}: {label}")
-    except ParamError as exc:
-        raise PresetError(str(exc)) from None
-
-
-def _sweepable(key: object, path: Path, section: str) -> str:
-    if not isinstance(key, str) or key not in PARAM_SPECS or key in _NOT_SWEEPABLE:
-        allowed = [name for name in PARAM_SPECS if name not in _NOT_SWEEPABLE]
-        raise PresetError(
-            f"{path}: {section}.{key} is not a model parameter that can be set here "
-            f"({unknown_names([key], allowed)}); allowed: {', '.join(allowed)} "
-            "(grid_size and steps are top-level fields, seeds come from base_seed)"
-        )
-    return key
-
-
-def _parse_sweep(section: object, path: Path) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-    if not isinstance(section, dict):
-        raise PresetError(
-            f"{path}: sweep = {shown(section)} is not a mapping; "
-            "allowed: parameter -> list of values"
-        )
-    sweep = []
-    for key, values in section.items():
-        name = _sweepable(key, path, "sweep")
-        if not isinstance(values, list) or not values:
-            raise PresetError(
-                f"{path}: sweep.{name} = {shown(values)} is not a non-empty list; "
-                "allowed: a list of values, e.g. [0.1, 0.2]"
-            )
-        checked = tuple(
-            _checked(path, name, value, f"sweep.{name}[{k}]") for k, value in enumerate(values)
-        )
-        sweep.append((name, checked))
-    points = math.prod(len(values) for _, values in sweep)
-    if points > MAX_SAMPLES:
-        raise PresetError(f"{path}: sweep has {points} grid points; allowed: at most {MAX_SAMPLES}")
-    return tuple(sweep)
-
-
-def _parse_params(section: object, path: Path, swept: set[str]) -> dict[str, Any]:
-    if not isinstance(section, dict):
-        raise PresetError(
-            f"{path}: params = {shown(section)} is not a mapping; allowed: parameter -> value"
-        )
-    params = {}
-    for key, value in section.items():
-        name = _sweepable(key, path, "params")
-        if name in swept:
-            raise PresetError(
-                f"{path}: params.{name} is also swept; allowed: set it in sweep or params, not both"
-            )
-        params[name] = _checked(path, name, value, f"params.{name}")
-    return params
-
-
-def _reject_unknown(
-    section: Mapping[object, object], allowed: tuple[str, ...], path: Path, prefix: str
-) -> None:
-    unknown = [key for key in section if key not in allowed]
-    if unknown:
-        raise PresetError(
-            f"{path}: unknown field {prefix}{unknown_names(unknown, allowed)}; "
-            f"allowed: {', '.join(allowed)}"
-        )
-
-
-def _parse_expect(section: object, path: Path) -> Expectations:
-    if not isinstance(section, dict):
-        raise PresetError(
-            f"{path}: expect = {shown(section)} is not a mapping; allowed: {', '.join(EXPECT_KEYS)}"
-        )
-    _reject_unknown(section, EXPECT_KEYS, path, "expect.")
-    ranges_section = section.get("ranges") or {}
-    if not isinstance(ranges_section, dict):
-        raise PresetError(
-            f"{path}: expect.ranges = {shown(ranges_section)} is not a mapping; "
-            "allowed: column -> [low, high]"
-        )
-    ranges = {}
-    for column, bounds in ranges_section.items():
-        _known_column(path, "ranges", column, "a data set", EXPECTABLE_COLUMNS)
-        if (
-            not isinstance(bounds, list)
-            or len(bounds) != 2
-            or not all(is_finite_number(b) for b in bounds)
-            or bounds[0] > bounds[1]
-        ):
-            raise PresetError(
-                f"{path}: expect.ranges.{column} = {shown(bounds)} is invalid; "
-                "allowed: [low, high], two finite numbers with low <= high"
-            )
-        ranges[column] = (float(bounds[0]), float(bounds[1]))
-    ceilings = {}
-    for key in ("max_runtime_s", "max_peak_memory_mib"):
-        value = section.get(key)
-        if value is not None and (not is_finite_number(value) or value <= 0):
-            raise PresetError(
-                f"{path}: expect.{key} = {shown(value)} is invalid; allowed: a finite number > 0"
-            )
-        ceilings[key] = None if value is None else float(value)
-    return Expectations(
-        ranges=ranges, constant=_parse_constant(section.get("constant") or {}, path), **ceilings
-    )
-
-
-def _known_column(
-    path: Path, section: str, column: object, kind: str, columns: tuple[str, ...]
-) -> None:
-    """Refuse an entry of expect.``section`` that names no column of ``columns``."""
-    if column not in columns:
-        raise PresetError(
-            f"{path}: expect.{section}.{column} is not {kind} column "
-            f"({unknown_names([column], columns)}); allowed: {', '.join(columns)}"
-        )
-
-
-def _parse_constant(section: object, path: Path) -> dict[str, str]:
-    """expect.constant: feature column -> why it holds one value across the preset."""
-    if not isinstance(section, dict):
-        raise PresetError(
-            f"{path}: expect.constant = {shown(section)} is not a mapping; "
-            "allowed: feature column -> the reason it is constant"
-        )
-    constant = {}
-    for column, reason in section.items():
-        _known_column(path, "constant", column, "a feature", ALL_FEATURE_NAMES)
-        if (
-            not isinstance(reason, str)
-            or not reason.strip()
-            or len(reason) > MAX_REASON_CHARS
-            or any(_is_control(c) for c in reason)
-        ):
-            raise PresetError(
-                f"{path}: expect.constant.{column} = {shown(reason)} is invalid; allowed: a "
-                f"non-empty reason of at most {MAX_REASON_CHARS} printable characters"
-            )
-        constant[column] = " ".join(reason.split())
-    return constant
+        preset = _adapter().validate_python({**fields, "source": path})
+    except ValidationError as exc:
+        required = [
+            name
+            for name, info in Preset.__pydantic_fields__.items()  # type: ignore[attr-defined]
+            if info.is_required()
+        ]
+        problems = describe_all(exc.errors(), _describe, required, source)
+        raise PresetError(f"{path}: {problems}") from None
+    if source:
+        raise PresetError(f"{path}: {source[0]}")
+    return preset

@@ -88,7 +88,7 @@ def test_cartesian_grid_first_listed_parameter_outermost(tmp_path: Path) -> None
     [
         ({"grid_size": 2}, r"p.yaml: grid_size = 2 is out of range; allowed: an integer in \[4"),
         ({"name": "Bad/Name"}, r"name = 'Bad/Name' is not a valid preset name; allowed: 1 to 64"),
-        ({"num_samples": 0}, r"num_samples = 0 is invalid; allowed: an integer in \[1, "),
+        ({"num_samples": 0}, r"num_samples = 0 is out of range; allowed: an integer in \[1, "),
         ({"colour": 1}, r"unknown field 'colour'"),
         ({"sweep": {"alpha": [0.1, 0.3]}}, r"sweep.alpha\[1\] = 0.3 is out of range"),
         ({"sweep": {"seed": [1]}}, r"sweep.seed is not a model parameter that can be set here"),
@@ -96,7 +96,7 @@ def test_cartesian_grid_first_listed_parameter_outermost(tmp_path: Path) -> None
         ({"params": {"alpha": 0.1}}, r"params.alpha is also swept"),
         ({"params": {"boundry": "periodic"}}, r"did you mean 'boundary'"),
         ({"params": {"spike_probability": "high"}}, r"params.spike_probability = 'high' is not a"),
-        ({"base_seed": -3}, r"base_seed = -3 is invalid"),
+        ({"base_seed": -3}, r"base_seed = -3 is out of range; allowed: an integer in \[0, "),
         ({"name": "-x"}, r"name = '-x' is not a valid preset name; .* starting with a letter"),
         ({"name": "_x"}, r"name = '_x' is not a valid preset name"),
         ({"description": "evil\x1b[31mred"}, r"description holds the control character U\+001B"),
