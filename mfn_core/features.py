@@ -1,4 +1,4 @@
-"""The 18 canonical MFN features (MODEL.md section 4) and the field-relative ones (section 5).
+"""The 18 canonical MFN features (docs/model.md section 4) and the field-relative ones (section 5).
 
 Temporal features follow from a run's per-step scalars (:class:`mfn_core.trace.StepTrace`),
 the others from its final field.
@@ -52,7 +52,7 @@ COUNT_FEATURES: frozenset[str] = frozenset(
     }
 )
 
-# Thresholds of the 4.1 structural features, in volts (MODEL.md section 4).
+# Thresholds of the 4.1 structural features, in volts (docs/model.md section 4).
 THRESHOLD_LOW, THRESHOLD_MED, THRESHOLD_HIGH = -0.060, -0.050, -0.040
 STABLE_STD_MV = 0.001  # per-step std of |dV| below which a step counts as stable
 STABLE_RUN = 10  # consecutive stable steps that define T_stable
@@ -119,7 +119,7 @@ def _temporal(trace: StepTrace, out: FloatArray) -> None:
 
 @functools.cache
 def box_sizes(grid_size: int) -> NDArray[np.int64]:
-    """Box edge lengths used by D_box for an N x N grid (MODEL.md section 4.1)."""
+    """Box edge lengths used by D_box for an N x N grid (docs/model.md section 4.1)."""
     s_max = max(min(2 * 2 ** (BOX_SCALES - 1), grid_size // 2), 2)
     sizes = np.unique(np.geomspace(2, s_max, BOX_SCALES).astype(np.int64))
     sizes.setflags(write=False)

@@ -1,4 +1,4 @@
-"""The MFN 4.1 model (MODEL.md section 2) as one compiled kernel.
+"""The MFN 4.1 model (docs/model.md section 2) as one compiled kernel.
 
 The kernel reproduces the reference arithmetic operation by operation (same
 operand order, float64, no fast-math) and draws from the caller's
@@ -35,7 +35,7 @@ _ARRAY_NAMES = ("V", "a", "i")
 
 @dataclass(frozen=True)
 class RunMetrics:
-    """Whole-run counters and the stability indicator of MODEL.md section 3."""
+    """Whole-run counters and the stability indicator of docs/model.md section 3."""
 
     growth_events: int
     turing_activations: int
@@ -84,7 +84,7 @@ def _fill_halo(u: FloatArray, boundary: int) -> None:
 def _laplacian(u: FloatArray, r: int, c: int) -> float:
     """5-point Laplacian at (r, c) of a padded array: ((up + down) + left) + right - 4u.
 
-    MODEL.md adds right before left for dirichlet; the kernel gets that order by
+    docs/model.md adds right before left for dirichlet; the kernel gets that order by
     storing dirichlet fields mirrored left-right (see ``simulate``), which keeps this
     loop free of per-cell selects so LLVM vectorises it.
     """

@@ -1,4 +1,4 @@
-"""The stored tables, each derived from the one before (DESIGN.md, Data flow).
+"""The stored tables, each derived from the one before (docs/model.md section 8).
 
 ``simulation_runs`` keeps every run with its final field and trace;
 ``fractal_features`` recomputes the features of each successful run from those
