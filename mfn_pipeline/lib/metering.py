@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-_PAGE = os.sysconf("SC_PAGE_SIZE")
+import psutil
+
 SAMPLE_INTERVAL_S = 0.02
 
 
-def resident_bytes() -> int:
-    """Current resident set size of this process."""
-    with open("/proc/self/statm", encoding="ascii") as statm:
-        return int(statm.read().split()[1]) * _PAGE
+def resident_bytes(process: psutil.Process | None = None) -> int:
+    """Current resident set size of ``process`` (default: this process)."""
+    return int((process or psutil.Process()).memory_info().rss)
 
 
 def peak_resident_bytes() -> int:
@@ -24,6 +23,9 @@ def peak_resident_bytes() -> int:
 
     Not getrusage's ru_maxrss: Linux carries that over from the parent through fork and
     exec, so a child of a large process (a long pytest run) reports the parent's peak.
+    Read from /proc by hand because psutil 7 exposes no peak on Linux: memory_info
+    reads statm and memory_full_info adds smaps' USS, PSS and swap, neither VmHWM
+    (giampaolo/psutil#1540).
     """
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
@@ -50,12 +52,13 @@ def metered() -> Iterator[Usage]:
     that ran before; a sampling thread records the peak during this block instead
     (still the whole process's resident memory, not this block's own allocations).
     """
-    usage = Usage(peak_rss_bytes=resident_bytes())
+    process = psutil.Process()  # one handle for every sample, not one per sample
+    usage = Usage(peak_rss_bytes=resident_bytes(process))
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(SAMPLE_INTERVAL_S):
-            usage.peak_rss_bytes = max(usage.peak_rss_bytes, resident_bytes())
+            usage.peak_rss_bytes = max(usage.peak_rss_bytes, resident_bytes(process))
 
     sampler = threading.Thread(target=sample, name="mfn-rss-sampler", daemon=True)
     start = time.perf_counter()
@@ -65,5 +68,5 @@ def metered() -> Iterator[Usage]:
     finally:
         done.set()
         sampler.join()
-        usage.peak_rss_bytes = max(usage.peak_rss_bytes, resident_bytes())
+        usage.peak_rss_bytes = max(usage.peak_rss_bytes, resident_bytes(process))
         usage.seconds = time.perf_counter() - start
