@@ -26,7 +26,7 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 ## ui: the Dagster UI on http://127.0.0.1:$(UI_PORT)
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
+	$(BIN)/dg dev -h 127.0.0.1 -p $(UI_PORT)
 
 $(DAGSTER_HOME)/dagster.yaml: configs/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -51,10 +51,11 @@ test: $(STAMP) system-packages lint
 	$(BIN)/python -m pytest -m "not slow"
 	$(BIN)/python -m pytest -m slow
 
-lint: $(STAMP)
+lint: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/dg check defs
 	$(BIN)/bandit --quiet --severity-level medium --recursive mfn_core mfn_pipeline
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml

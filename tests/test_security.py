@@ -29,5 +29,5 @@ def test_the_local_ui_binds_loopback_only() -> None:
     makefile = (PROJECT / "Makefile").read_text()
     recipe = re.search(r"^ui:.*\n\t(.+)$", makefile, flags=re.MULTILINE)
     assert recipe is not None
-    assert "dagster dev" in recipe.group(1)
+    assert "dg dev" in recipe.group(1)
     assert re.search(r"-h 127\.0\.0\.1\b", recipe.group(1))

@@ -1,7 +1,7 @@
 """Presets are the partitions: one static partition per preset file.
 
 A preset file that does not load stays a partition under its name, so the nightly
-schedule still requests it and the UI lists it; its runs fail at once with the file's
+build still requests it and the UI lists it; its runs fail at once with the file's
 message instead of taking the whole code location down.
 """
 
@@ -12,20 +12,19 @@ from collections.abc import Sequence
 import dagster as dg
 
 from mfn_core.presets import Preset
-from mfn_pipeline.lib.settings import Settings, load_settings
-
-# Loaded when the code location loads: an invalid environment file stops the load
-# here; an invalid preset file only becomes a problem of its own partition.
-SETTINGS = load_settings()
-
-presets_partitions = dg.StaticPartitionsDefinition(SETTINGS.partitions)
+from mfn_pipeline.lib.settings import Settings
 
 PROBLEMS_METADATA_KEY = "preset files not loaded"
 
 
-def preset_of(context: dg.AssetExecutionContext) -> Preset:
+def presets_partitions(settings: Settings) -> dg.StaticPartitionsDefinition:
+    """One partition per preset file, loaded or not."""
+    return dg.StaticPartitionsDefinition(settings.partitions)
+
+
+def preset_of(context: dg.AssetExecutionContext, settings: Settings) -> Preset:
     """The preset this run builds; a run of a preset file that did not load fails here."""
-    return preset_named(SETTINGS, context.partition_key)
+    return preset_named(settings, context.partition_key)
 
 
 def preset_named(settings: Settings, name: str) -> Preset:
@@ -56,13 +55,15 @@ def problems_metadata(settings: Settings) -> dict[str, dg.MetadataValue]:
     }
 
 
-def with_problems_noted(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+def with_problems_noted(
+    assets: Sequence[dg.AssetsDefinition], settings: Settings
+) -> list[dg.AssetsDefinition]:
     """The assets, each carrying the note of preset files that did not load.
 
     Definitions-level metadata is not shown in the UI; an asset's definition metadata
     is, on every asset's page, so a broken file is seen before its run fails.
     """
-    note = problems_metadata(SETTINGS)
+    note = problems_metadata(settings)
     if not note:
         return list(assets)
     return [

@@ -46,6 +46,14 @@ WORKER_RUN_TAG = "mfn/worker_run"
 START_TIME_TOLERANCE_S = 1.0
 SENSOR_INTERVAL_S = 30
 
+# How a run was started, one tag for every way: `mfn build` and the nightly build's
+# sensor set it; a launch from the UI carries only Dagster's own FROM_UI_TAG, so the
+# executor adds ours from it. (Dagster also marks nightly runs with
+# dagster/from_automation_condition and the sensor's name.)
+STARTED_BY_TAG = "mfn/started_by"
+STARTED_BY_CLI, STARTED_BY_NIGHTLY, STARTED_BY_UI = "mfn build", "nightly", "ui"
+FROM_UI_TAG = "dagster/from_ui"
+
 
 @dataclass(frozen=True)
 class Worker:
@@ -110,14 +118,26 @@ def limited(tags: Mapping[str, str], limit_s: int) -> str:
 
 
 def supervision_tags(run_id: str, tags: Mapping[str, str], limit_s: int) -> dict[str, str]:
-    """Tags that make the calling process the run's worker and bound the run's time."""
-    return {**Worker.this_process().tags(run_id), RUN_TIME_LIMIT_TAG: limited(tags, limit_s)}
+    """Tags that make the calling process the run's worker and bound the run's time.
+
+    A run launched from the UI is also tagged as started there.
+    """
+    started = (
+        {STARTED_BY_TAG: STARTED_BY_UI}
+        if STARTED_BY_TAG not in tags and tags.get(FROM_UI_TAG) == "true"
+        else {}
+    )
+    return {
+        **Worker.this_process().tags(run_id),
+        RUN_TIME_LIMIT_TAG: limited(tags, limit_s),
+        **started,
+    }
 
 
-def in_process_run(limit_s: int) -> tuple[str, dict[str, str]]:
+def in_process_run(limit_s: int, started_by: str) -> tuple[str, dict[str, str]]:
     """A run id and its tags for ``execute_in_process``, which no executor of ours sees."""
     run_id = str(uuid.uuid4())  # how Dagster names runs
-    return run_id, supervision_tags(run_id, {}, limit_s)
+    return run_id, {**supervision_tags(run_id, {}, limit_s), STARTED_BY_TAG: started_by}
 
 
 class SupervisedExecutor(dg.Executor):

@@ -1,4 +1,4 @@
-"""One bad preset file fails only itself: in the code location, the CLI, the UI and the schedule.
+"""One bad preset file fails only itself: in the code location, the CLI, the UI, the nightly build.
 
 Everything here runs against a copy of configs/ in which medium.yaml was cut off
 half-way through (as an editor or a copy interrupted mid-write leaves it), beside an
@@ -87,37 +87,40 @@ def expected_message(broken: Broken) -> str:
 
 
 def test_the_code_location_loads_and_validates(broken: Broken) -> None:
-    result = broken.run(
-        str(BIN / "dagster"), "definitions", "validate", "-m", "mfn_pipeline.definitions"
-    )
+    result = broken.run(str(BIN / "dg"), "check", "defs")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Validation successful for code location mfn_pipeline" in result.stdout + result.stderr
+    assert "All definitions loaded successfully." in result.stdout
 
 
-# Resolves the definitions as the code server does, then asks them what the UI and the
+# Loads the definitions as the code server does, then asks them what the UI and the
 # daemon would: partitions, the note on the assets, the nightly tick, a bad run.
 INSPECT = """
-import datetime as dt, json
+import datetime as dt, json, warnings
 import dagster as dg
-from mfn_pipeline.definitions import defs
+from mfn_pipeline.definitions import BUILD_JOB, defs
 from mfn_pipeline.defs.partitions import PROBLEMS_METADATA_KEY
-repo = defs.get_repository_def()
+warnings.simplefilter("ignore", dg.BetaWarning)
+loaded = defs()
+repo = loaded.get_repository_def()
 node = repo.asset_graph.get(dg.AssetKey("simulation_runs"))
-schedule = repo.get_schedule_def("nightly_build_schedule")
 with dg.DagsterInstance.ephemeral() as instance:
-    tick = schedule.evaluate_tick(dg.build_schedule_context(
-        instance=instance,
-        scheduled_execution_time=dt.datetime(2026, 11, 24, 2, tzinfo=dt.UTC),
-        repository_def=repo,
-    ))
-    result = defs.resolve_job_def("build_all_presets_job").execute_in_process(
+    cursor = None
+    for hour, minute in ((1, 59), (2, 0)):
+        tick = dg.evaluate_automation_conditions(
+            defs=loaded,
+            instance=instance,
+            evaluation_time=dt.datetime(2026, 11, 24, hour, minute, tzinfo=dt.UTC),
+            cursor=cursor,
+        )
+        cursor = tick.cursor
+    result = loaded.resolve_job_def(BUILD_JOB).execute_in_process(
         partition_key="medium", instance=instance, raise_on_error=False
     )
 failures = [e.step_failure_data for e in result.all_events if e.is_step_failure]
 print(json.dumps({
     "partitions": node.partitions_def.get_partition_keys(),
     "note": node.metadata[PROBLEMS_METADATA_KEY].value,
-    "requested": sorted(r.partition_key for r in tick.run_requests),
+    "requested": sorted(tick.get_requested_partitions(dg.AssetKey("simulation_runs"))),
     "success": result.success,
     "failed_steps": [e.step_key for e in result.all_events if e.is_step_failure],
     "failure": [f.user_failure_data.description for f in failures if f.user_failure_data],
@@ -133,7 +136,7 @@ def test_the_bad_preset_stays_a_partition_whose_runs_fail_with_its_message(
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen["partitions"] == sorted([*GOOD, HALF_WRITTEN])
-    # The nightly schedule still asks for it, so the morning shows it failed.
+    # The nightly build still asks for it, so the morning shows it failed.
     assert seen["requested"] == sorted([*GOOD, HALF_WRITTEN])
     assert seen["success"] is False
     assert seen["failed_steps"] == ["simulation_runs"]
@@ -191,9 +194,7 @@ def test_an_invalid_environment_file_still_stops_everything(tmp_path: Path) -> N
     presets = broken.run(str(BIN / "mfn"), "presets")
     assert presets.returncode == 1
     assert presets.stderr.startswith(f"mfn presets: {dev}: executor = 'threads' is invalid")
-    load = broken.run(
-        str(BIN / "dagster"), "definitions", "validate", "-m", "mfn_pipeline.definitions"
-    )
+    load = broken.run(str(BIN / "dg"), "check", "defs")
     assert load.returncode != 0
     assert f"{dev}: executor = 'threads' is invalid" in load.stdout + load.stderr
 
@@ -213,7 +214,7 @@ def webserver(broken: Broken, tmp_path: Path) -> Iterator[str]:
             [
                 str(BIN / "dagster-webserver"),
                 "-m",
-                "mfn_pipeline",
+                "mfn_pipeline.definitions",
                 "-h",
                 "127.0.0.1",
                 "-p",

@@ -2,30 +2,46 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
-from mfn_pipeline.definitions import defs
+from mfn_pipeline.definitions import BUILD_JOB, defs
 from mfn_pipeline.defs import checks
-from mfn_pipeline.defs.partitions import SETTINGS
-from mfn_pipeline.lib.supervision import RUN_TIME_LIMIT_TAG, SENSOR_INTERVAL_S
+from mfn_pipeline.defs.automation import CPU_POOL, FRESHNESS, NIGHTLY, NIGHTLY_SENSOR, OWNERS
+from mfn_pipeline.defs.resources import run_time_limit_s
+from mfn_pipeline.lib.settings import Settings, load_settings
+from mfn_pipeline.lib.supervision import (
+    RUN_TIME_LIMIT_TAG,
+    SENSOR_INTERVAL_S,
+    STARTED_BY_NIGHTLY,
+    STARTED_BY_TAG,
+)
 
 from .conftest import PROJECT
 
+ASSETS = ["builds", "fractal_features", "mfn_dataset", "preset_summary", "simulation_runs"]
+KINDS = {"dagster/kind/python": "", "dagster/kind/parquet": ""}
 
-def test_definitions_snapshot() -> None:
-    repo = defs.get_repository_def()
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="module")
+def repo() -> dg.RepositoryDefinition:
+    return defs().get_repository_def()
+
+
+def test_definitions_snapshot(repo: dg.RepositoryDefinition) -> None:
     graph = repo.asset_graph
     assets = sorted(key.to_user_string() for key in graph.get_all_asset_keys())
-    assert assets == [
-        "builds",
-        "fractal_features",
-        "mfn_dataset",
-        "preset_summary",
-        "simulation_runs",
-    ]
+    assert assets == ASSETS
     check_keys = sorted(
         f"{key.asset_key.to_user_string()}.{key.name}" for key in graph.asset_check_keys
     )
@@ -40,13 +56,31 @@ def test_definitions_snapshot() -> None:
         ]
     )
     jobs = sorted(job.name for job in repo.get_all_jobs() if not job.name.startswith("__"))
-    assert jobs == ["build_all_presets_job"]
-    assert [s.name for s in repo.schedule_defs] == ["nightly_build_schedule"]
-    assert [s.name for s in repo.sensor_defs] == ["dead_run_sensor"]
+    assert jobs == [BUILD_JOB]
+    assert repo.schedule_defs == []
+    assert sorted(s.name for s in repo.sensor_defs) == ["dead_run_sensor", NIGHTLY_SENSOR]
+    snapshot = {
+        key.to_user_string(): (
+            graph.get(key).owners,
+            dict(graph.get(key).tags),
+            graph.get(key).pools,
+            graph.get(key).automation_condition,
+            graph.get(key).freshness_policy,
+        )
+        for key in graph.get_all_asset_keys()
+    }
+    cpu = {"simulation_runs", "fractal_features"}
+    assert snapshot == {
+        name: (OWNERS, KINDS, {CPU_POOL} if name in cpu else set(), NIGHTLY, FRESHNESS)
+        for name in ASSETS
+    }
+    assert OWNERS == ["team:mfn"]
 
 
-def test_assets_are_described_grouped_and_carry_their_column_schema() -> None:
-    graph = defs.get_repository_def().asset_graph
+def test_assets_are_described_grouped_and_carry_their_column_schema(
+    repo: dg.RepositoryDefinition, settings: Settings
+) -> None:
+    graph = repo.asset_graph
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.group_name == "mfn"
@@ -56,23 +90,77 @@ def test_assets_are_described_grouped_and_carry_their_column_schema() -> None:
         assert isinstance(schema, dg.TableSchema)
         assert len(schema.columns) >= 5
         assert node.partitions_def is not None
-        assert set(node.partitions_def.get_partition_keys()) == set(SETTINGS.presets)
+        assert set(node.partitions_def.get_partition_keys()) == set(settings.presets)
 
 
-def test_nightly_schedule_requests_one_run_per_preset_at_two_utc() -> None:
-    nightly_build_schedule = defs.get_repository_def().get_schedule_def("nightly_build_schedule")
-    assert nightly_build_schedule.cron_schedule == "0 2 * * *"
-    assert nightly_build_schedule.execution_timezone == "UTC"
-    with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_schedule_context(
-            instance=instance,
-            scheduled_execution_time=dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC),
-            repository_def=defs.get_repository_def(),
+def test_nothing_is_read_when_the_entry_point_is_imported(tmp_path: Path) -> None:
+    # A configuration folder that does not exist: importing must not notice, loading must.
+    script = (
+        "import mfn_pipeline.definitions as d, mfn_pipeline.cli, mfn_pipeline.defs.assets\n"
+        "try:\n"
+        "    d.defs()\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    env = {"MFN_CONFIG_DIR": str(tmp_path / "nowhere"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("ConfigError "), result.stdout
+    assert str(tmp_path / "nowhere") in result.stdout
+
+
+def _requested(
+    repo_defs: dg.Definitions, instance: dg.DagsterInstance, times: list[dt.datetime]
+) -> list[dict[str, set[str | None]]]:
+    """What the automation conditions request at each of ``times``, evaluated in turn."""
+    cursor = None
+    requested = []
+    for moment in times:
+        result = dg.evaluate_automation_conditions(
+            defs=repo_defs, instance=instance, evaluation_time=moment, cursor=cursor
         )
-        result = nightly_build_schedule.evaluate_tick(context)
-    requests = result.run_requests or []
-    assert sorted(request.partition_key or "" for request in requests) == sorted(SETTINGS.presets)
-    assert all(request.job_name in (None, "build_all_presets_job") for request in requests)
+        cursor = result.cursor
+        requested.append(
+            {
+                name: set(result.get_requested_partitions(dg.AssetKey(name)))
+                for name in ASSETS
+                if result.get_num_requested(dg.AssetKey(name))
+            }
+        )
+    return requested
+
+
+@pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
+def test_the_nightly_build_requests_every_preset_at_two_utc_and_nothing_before(
+    settings: Settings,
+) -> None:
+    day = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    times = [day + dt.timedelta(hours=h, minutes=m) for h, m in ((0, 59), (1, 0), (2, 0), (2, 1))]
+    with dg.DagsterInstance.ephemeral() as instance:
+        before, at_one, at_two, after = _requested(defs(), instance, times)
+    assert before == at_one == {}
+    # Every asset of every preset, the one whose file did not load too (none here).
+    assert at_two == {name: set(settings.partitions) for name in ASSETS}
+    # Requested once per tick: the next evaluation does not ask again.
+    assert after == {}
+
+
+def test_the_nightly_sensor_runs_by_default_and_tags_its_runs(
+    repo: dg.RepositoryDefinition,
+) -> None:
+    sensor = repo.get_sensor_def(NIGHTLY_SENSOR)
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.run_tags == {STARTED_BY_TAG: STARTED_BY_NIGHTLY}
+    assert not sensor.emit_backfills  # one run per preset, queued like any other run
 
 
 def test_local_instance_queues_runs_one_at_a_time(tmp_path: Path) -> None:
@@ -84,23 +172,24 @@ def test_local_instance_queues_runs_one_at_a_time(tmp_path: Path) -> None:
 
 
 def test_both_instances_monitor_runs_and_the_dead_run_sensor_runs_by_default(
-    tmp_path: Path,
+    tmp_path: Path, repo: dg.RepositoryDefinition
 ) -> None:
     for config in (PROJECT / "configs" / "dagster.yaml", PROJECT / "deploy" / "dagster.yaml"):
-        settings = yaml.safe_load(config.read_text())["run_monitoring"]
-        assert settings["enabled"] is True, config
+        monitoring = yaml.safe_load(config.read_text())["run_monitoring"]
+        assert monitoring["enabled"] is True, config
         # A run past its limit is stopped within a minute of it.
-        assert settings["poll_interval_seconds"] <= 60, config
+        assert monitoring["poll_interval_seconds"] <= 60, config
     shutil.copy(PROJECT / "configs" / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.run_monitoring_enabled
-    sensor = defs.get_repository_def().get_sensor_def("dead_run_sensor")
+    sensor = repo.get_sensor_def("dead_run_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds == SENSOR_INTERVAL_S <= 60
 
 
-def test_every_step_but_the_sweep_retries_with_backoff_and_runs_carry_a_time_limit() -> None:
-    repo = defs.get_repository_def()
+def test_every_step_but_the_sweep_retries_with_backoff_and_runs_carry_a_time_limit(
+    repo: dg.RepositoryDefinition, settings: Settings
+) -> None:
     policies = {
         key.to_user_string(): repo.asset_graph.get(key).assets_def.op.retry_policy
         for key in repo.asset_graph.get_all_asset_keys()
@@ -112,8 +201,8 @@ def test_every_step_but_the_sweep_retries_with_backoff_and_runs_carry_a_time_lim
         assert policy is not None, name
         assert policy.max_retries >= 1
         assert policy.backoff == dg.Backoff.EXPONENTIAL
-    job = repo.get_job("build_all_presets_job")
+    job = repo.get_job(BUILD_JOB)
     run_limit = int(job.tags[RUN_TIME_LIMIT_TAG])
-    sweep_limit = SETTINGS.environment.limits.wall_clock_s
+    assert run_limit == run_time_limit_s(settings.environment)
     # The sweep fits, with time left for the other steps.
-    assert run_limit > sweep_limit
+    assert run_limit > settings.environment.limits.wall_clock_s

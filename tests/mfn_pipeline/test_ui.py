@@ -1,4 +1,4 @@
-"""The Dagster UI, driven in headless Chromium against a `dagster dev` this test starts."""
+"""The Dagster UI, driven in headless Chromium against a `dg dev` this test starts."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib.settings import load_settings
 
 from ..servers import answers_server_info, free_port, wait_until_healthy
 from .conftest import PROJECT, catalog_connection
 
-DAGSTER = str(Path(sys.executable).parent / "dagster")  # the one installed beside this Python
+DG = str(Path(sys.executable).parent / "dg")  # the one installed beside this Python
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package, installed by `make test`
 ARTIFACTS = Path(os.environ.get("MFN_TEST_ARTIFACTS", PROJECT / "test-artifacts")) / "ui"
 ASSETS = ("simulation_runs", "fractal_features", "mfn_dataset", "preset_summary", "builds")
@@ -47,7 +47,7 @@ class Server:
 
 
 def stop(server: Server) -> None:
-    """Interrupt `dagster dev` as Ctrl-C would and wait for its whole process group."""
+    """Interrupt `dg dev` as Ctrl-C would and wait for its whole process group."""
     server.process.send_signal(signal.SIGINT)
     assert server.process.wait(timeout=60) == 0
     deadline = time.monotonic() + 60
@@ -58,7 +58,7 @@ def stop(server: Server) -> None:
             return
         time.sleep(0.5)
     os.killpg(server.process.pid, signal.SIGKILL)
-    pytest.fail("dagster dev's code server or daemon outlived it by 60 s")
+    pytest.fail("dg dev's code server or daemon outlived it by 60 s")
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         MFN_CATALOG=str(root / "mfn.duckdb"),
     )
     port = free_port()
-    log = root / "dagster_dev.log"
+    log = root / "dg_dev.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            [DG, "dev", "-h", "127.0.0.1", "-p", str(port)],
             cwd=PROJECT,
             env=env,
             stdout=sink,
@@ -87,7 +87,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = Server(url=f"http://127.0.0.1:{port}", process=process, root=root)
     try:
         wait_until_healthy(
-            process, lambda: answers_server_info(running.url), "dagster dev", log, STARTUP_S
+            process, lambda: answers_server_info(running.url), "dg dev", log, STARTUP_S
         )
         yield running
     finally:
@@ -148,7 +148,8 @@ def test_ui_shows_the_assets_and_partitions_and_materializes_small(
     dialog = page.get_by_role("dialog").first
     expect(dialog).to_contain_text(f"materialize {len(ASSETS)} assets")
     dialog.get_by_text("Select a partition or create one").click()
-    for preset in SETTINGS.presets:
+    settings = load_settings()
+    for preset in settings.presets:
         expect(page.get_by_text(preset, exact=True).first).to_be_visible()
     screenshot(page, "partitions")
     page.get_by_text("small", exact=True).first.click()
@@ -169,4 +170,4 @@ def test_ui_shows_the_assets_and_partitions_and_materializes_small(
         rows = catalog.execute(
             "SELECT count(*) FROM dataset WHERE preset = ?", ["small"]
         ).fetchall()
-    assert rows == [(SETTINGS.presets["small"].num_samples,)]
+    assert rows == [(settings.presets["small"].num_samples,)]
