@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import dagster as dg
     from dagster_shared.error import SerializableErrorInfo
 
+    from mfn_pipeline.lib import figures
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 FORMATS = ("table", "csv", "json", "parquet")
 BAR_WIDTH = 30
@@ -294,8 +296,9 @@ def _stored(preset: str, table: str, columns: list[str] | None = None) -> pl.Dat
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
-    from mfn_pipeline.lib.pictures import field_png  # noqa: PLC0415
+    from mfn_pipeline.lib import figures  # noqa: PLC0415
 
+    image_format = _figure_format(args.out)
     preset = args.preset
     runs = _stored(preset, "simulation_runs", ["sim_id", "grid_size", "status", "field"])
     match = runs.filter(pl.col("sim_id") == args.sim_id)
@@ -305,20 +308,23 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     if row["field"] is None:
         raise UsageError(f"run {args.sim_id} of {preset} failed ({row['status']}): no field")
     n = row["grid_size"]
-    field_mv = np.asarray(row["field"], dtype=np.float64).reshape(n, n) * 1000.0
+    field_v = np.asarray(row["field"], dtype=np.float64).reshape(n, n)
+    picture = figures.render(figures.field_figure(field_v, preset, args.sim_id), image_format)
     _check_outside_the_data(args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(field_png(field_mv))
+    args.out.write_bytes(picture)
+    low, high = field_v.min() * figures.MV_PER_V, field_v.max() * figures.MV_PER_V
     out.write(
         f"{args.out}: final field of {preset} run {args.sim_id}, {n}x{n}, "
-        f"{field_mv.min():.1f} to {field_mv.max():.1f} mV\n"
+        f"{low:.1f} to {high:.1f} mV\n"
     )
     return EXIT_OK
 
 
 def cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
-    from mfn_pipeline.lib.plots import scatter_svg  # noqa: PLC0415
+    from mfn_pipeline.lib import figures  # noqa: PLC0415
 
+    image_format = _figure_format(args.out)
     preset = args.preset
     dataset = _stored(preset, "mfn_dataset")
     for column in (args.x, args.y):
@@ -326,18 +332,29 @@ def cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
             raise UsageError(
                 f"{column!r} is not a data set column; allowed: {', '.join(dataset.columns)}"
             )
-    svg = scatter_svg(
+    figure = figures.scatter_figure(
         dataset[args.x].cast(pl.Float64).to_numpy(),
         dataset[args.y].cast(pl.Float64).to_numpy(),
-        args.x,
-        args.y,
+        figures.column_label(args.x),
+        figures.column_label(args.y),
         f"{args.y} against {args.x}, preset {preset} ({dataset.height} runs)",
     )
+    picture = figures.render(figure, image_format)
     _check_outside_the_data(args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(svg, encoding="utf-8")
+    args.out.write_bytes(picture)
     out.write(f"{args.out}: {args.y} against {args.x} for {dataset.height} runs of {preset}\n")
     return EXIT_OK
+
+
+def _figure_format(target: Path) -> figures.ImageFormat:
+    """The image format --out names by its extension, checked before any data is read."""
+    from mfn_pipeline.lib import figures  # noqa: PLC0415
+
+    try:
+        return figures.format_of(target)
+    except figures.FigureError as exc:
+        raise UsageError(f"--out {exc}") from exc
 
 
 # What each output format asks of a query's rows (catalog.Form).
@@ -561,17 +578,31 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True)
     export.set_defaults(run=cmd_export)
 
-    show = commands.add_parser("show", help="draw one run's final field as a PNG")
-    show.add_argument("preset", metavar="PRESET")
-    show.add_argument("sim_id", metavar="SIM_ID", type=int)
-    show.add_argument("--out", type=Path, default=Path("field.png"))
+    show = commands.add_parser(
+        "show", help="draw one run's final field (mV, with a colour bar) as PNG or SVG"
+    )
+    show.add_argument("preset", metavar="PRESET", help="a built preset")
+    show.add_argument("sim_id", metavar="SIM_ID", type=int, help="the run to draw")
+    show.add_argument(
+        "--out",
+        type=Path,
+        default=Path("field.png"),
+        help="file to write; .png or .svg picks the format (default: field.png)",
+    )
     show.set_defaults(run=cmd_show)
 
-    plot = commands.add_parser("plot", help="scatter one data set column against another (SVG)")
-    plot.add_argument("preset", metavar="PRESET")
-    plot.add_argument("x", metavar="X_COLUMN")
-    plot.add_argument("y", metavar="Y_COLUMN")
-    plot.add_argument("--out", type=Path, default=Path("plot.svg"))
+    plot = commands.add_parser(
+        "plot", help="scatter one data set column against another, as PNG or SVG"
+    )
+    plot.add_argument("preset", metavar="PRESET", help="a built preset")
+    plot.add_argument("x", metavar="X_COLUMN", help="data set column on the horizontal axis")
+    plot.add_argument("y", metavar="Y_COLUMN", help="data set column on the vertical axis")
+    plot.add_argument(
+        "--out",
+        type=Path,
+        default=Path("plot.svg"),
+        help="file to write; .png or .svg picks the format (default: plot.svg)",
+    )
     plot.set_defaults(run=cmd_plot)
     return root
 
