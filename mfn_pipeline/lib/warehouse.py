@@ -1,17 +1,23 @@
-"""The warehouse: one Parquet file per table partition, and a DuckDB catalog of views.
+"""The warehouse: a table partition is one immutable Parquet file per generation.
 
-A partition is written under a temporary name in its table's folder and renamed
-into place, so a reader sees the old file or the new one, never a torn one; a write
-takes no DuckDB lock. ``mfn.duckdb`` only holds views over the files' glob, so it
-changes only when a table appears: it is then rebuilt under a temporary name and
-renamed over the old one, and a user holding it open never blocks a build.
+Each write of a partition adds a new generation, TABLE/<preset>/<generation>.parquet,
+written under a temporary name and renamed into place; the newest generation is the
+partition. No file ever changes content once named: DuckDB opens a file more than once
+during one query, so a file replaced in between would be read half old, half new.
+A superseded generation stays for SUPERSEDED_KEPT_S, so a reader that listed it (a
+DuckDB connection holding the previous catalog) still finds it, then the next write of
+that partition deletes it. ``mfn.duckdb`` holds views over the current files; it is
+rebuilt under a temporary name and renamed over the old one, so a user holding it open
+never blocks a build.
 """
 
 # Dagster and pydantic read the resource annotations at runtime: no postponed
 # annotations in this module.
+import calendar
 import contextlib
 import errno
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -20,7 +26,6 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -51,13 +56,19 @@ _IO_ERROR = "(os error"  # how polars quotes an errno it hit
 WRITE_RETRY_DELAYS_S = (1.0, 2.0)
 # Build records are named by Dagster run ids.
 RECORD_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# A generation is named by the UTC time it was written (to the nanosecond, so names sort
+# in time) and a random suffix, so concurrent writers of one partition never collide.
+GENERATION_PATTERN = re.compile(r"(?P<at>\d{8}T\d{15})Z-[0-9a-f]{8}")
+# How long a superseded generation stays readable after a newer one replaced it.
+SUPERSEDED_KEPT_S = 3600
 
 # Fast to write and read; the final fields (random-looking float64) barely compress
 # under any codec, so a heavier one only costs build time.
 COMPRESSION: Literal["lz4"] = "lz4"
 # View name in the catalog -> the table (a folder of the warehouse) whose files it
-# reads. Tables hold one file per preset; builds hold one file per build, so
-# concurrent builds of a preset each add their record and never rewrite another's.
+# reads. Tables hold one current generation per preset; builds hold one file per
+# build, so concurrent builds of a preset each add their record and never rewrite
+# another's.
 VIEWS: dict[str, str] = {
     "runs": "simulation_runs",
     "features": "fractal_features",
@@ -73,12 +84,6 @@ RECORD_TABLES = frozenset({"builds"})
 CATALOG_STORAGE_VERSION = "v1.1.0"
 # The catalog records which files its views read in this table (mfn_catalog_info).
 _READ_SIGNATURE = f"SELECT signature FROM {MARKER_TABLE}"  # nosec B608 - a constant
-# Frames this process wrote last, keyed by file path, with the file identity
-# (inode, mtime, size) they were written as: a downstream step in the same process
-# (the in-process executor) skips re-reading a file it just wrote, and any other
-# writer changes the identity and invalidates the entry.
-_RECENT_WRITES: OrderedDict[str, tuple[tuple[int, int, int], pl.DataFrame]] = OrderedDict()
-RECENT_WRITES_KEPT = 4
 # Catalog signature this process last saw, keyed by the catalog file's identity.
 _KNOWN_CATALOGS: dict[tuple[str, tuple[int, int, int]], str] = {}
 # Why a local warehouse file stays out of the views (None: it is viewed), keyed by
@@ -120,20 +125,35 @@ class Warehouse:
     root: str
     catalog: str
 
-    def table_path(self, table: str, partition: str) -> UPath:
-        return UPath(self.root) / _checked(table, "table") / f"{_checked(partition)}{SUFFIX}"
-
-    def records_folder(self, table: str, partition: str) -> UPath:
-        """Where the record files of one partition of an append-only table live."""
+    def partition_folder(self, table: str, partition: str) -> UPath:
+        """Where one partition's files live: its generations, or an append-only table's records."""
         return UPath(self.root) / _checked(table, "table") / _checked(partition)
 
+    def _new_generation(self, table: str, partition: str) -> UPath:
+        now = time.time_ns()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000))
+        name = f"{stamp}{now % 1_000_000_000:09d}Z-{uuid.uuid4().hex[:8]}{SUFFIX}"
+        return self.partition_folder(table, partition) / name
+
+    def stored_file(self, table: str, partition: str) -> UPath:
+        """The current file of a stored partition; a WarehouseError if it is not built."""
+        current = _generations(self.partition_folder(table, partition))
+        if not current:
+            raise WarehouseError(
+                f"{self.partition_folder(table, partition)}: partition {partition!r} of "
+                f"{table} has not been built; {rebuild_hint(partition)}"
+            )
+        return current[-1]
+
     def record_path(self, table: str, partition: str, record: str) -> UPath:
-        folder = self.records_folder(table, partition)
+        folder = self.partition_folder(table, partition)
         return folder / f"{_checked(record, 'record', RECORD_PATTERN)}{SUFFIX}"
 
     def write(self, table: str, partition: str, frame: pl.DataFrame) -> UPath:
-        """Replace one partition of ``table`` in a single atomic step, then update the catalog."""
-        return self._store(self.table_path(table, partition), frame)
+        """Replace one partition of ``table`` by a new generation in one atomic step."""
+        path = self._store(self._new_generation(table, partition), frame)
+        _retire_superseded(path.parent)
+        return path
 
     def write_batches(
         self, table: str, partition: str, batches: Iterable[pl.DataFrame]
@@ -147,13 +167,14 @@ class Warehouse:
         of the file system before the first batch is read is retried like any write;
         after it, the batches are gone and the write fails at once.
         """
-        path = self.table_path(table, partition)
+        path = self._new_generation(table, partition)
         written = StreamedWrite(path)
         self._store(path, _row_groups(batches, written), retry=lambda: written.row_groups == 0)
         if _is_local(path):
             written.size_bytes = Path(path.path).stat().st_size
         else:
             written.size_bytes = int(path.stat().st_size)
+        _retire_superseded(path.parent)
         return written
 
     def free_bytes(self) -> int | None:
@@ -171,18 +192,9 @@ class Warehouse:
         self, table: str, partition: str, columns: list[str] | None = None
     ) -> Iterator[pl.DataFrame]:
         """One stored partition, one table per row group (as write_batches wrote them)."""
-        path, rebuild = self._built(table, partition)
-        return _decoded_batches(path, columns, rebuild)
-
-    def _built(self, table: str, partition: str) -> tuple[UPath, str]:
-        """A stored partition's path and what rebuilds it; a WarehouseError if it is not stored."""
-        path = self.table_path(table, partition)
-        rebuild = rebuild_hint(partition)
-        if not path.exists():
-            raise WarehouseError(
-                f"{path}: partition {partition!r} of {table} has not been built; {rebuild}"
-            )
-        return path, rebuild
+        return _decoded_batches(
+            self.stored_file(table, partition), columns, rebuild_hint(partition)
+        )
 
     def write_record(self, table: str, partition: str, record: str, frame: pl.DataFrame) -> UPath:
         """Add (or replace) one record file of an append-only table such as builds."""
@@ -190,7 +202,7 @@ class Warehouse:
 
     def read_records(self, table: str, partition: str) -> pl.DataFrame | None:
         """Every record file of one partition of an append-only table, or None if none."""
-        folder = self.records_folder(table, partition)
+        folder = self.partition_folder(table, partition)
         files = sorted(folder.glob(f"*{SUFFIX}")) if folder.exists() else []
         if not files:
             return None
@@ -214,10 +226,7 @@ class Warehouse:
         attempts = len(WRITE_RETRY_DELAYS_S) + 1
         for attempt in range(1, attempts + 1):
             try:
-                if isinstance(content, pl.DataFrame):
-                    _put(path, _parquet_of(content), remember=content)
-                else:
-                    _put(path, content)
+                _put(path, _parquet_of(content) if isinstance(content, pl.DataFrame) else content)
                 break
             # polars reports the file system's errors (ENOSPC among them) as ComputeError.
             except (OSError, pl.exceptions.ComputeError) as exc:
@@ -256,15 +265,11 @@ class Warehouse:
 
     def read(self, table: str, partition: str, columns: list[str] | None = None) -> pl.DataFrame:
         """One stored partition (only ``columns``, if given)."""
-        path = self.table_path(table, partition)
-        if _is_local(path) and (frame := _recalled(Path(path.path))) is not None:
-            return frame if columns is None else frame.select(columns)
-        path, rebuild = self._built(table, partition)
-        return _decoded(path, columns, rebuild)
+        return _decoded(self.stored_file(table, partition), columns, rebuild_hint(partition))
 
     def read_previous(self, table: str, partition: str) -> pl.DataFrame | None:
         """The stored partition, or None when there is none yet or it is unreadable."""
-        if not self.table_path(table, partition).exists():
+        if not _generations(self.partition_folder(table, partition)):
             return None
         try:
             return self.read(table, partition)
@@ -306,7 +311,7 @@ def _row_groups(batches: Iterable[pl.DataFrame], written: StreamedWrite) -> File
     return write
 
 
-def _put(path: UPath, write: FileWriter, remember: pl.DataFrame | None = None) -> None:
+def _put(path: UPath, write: FileWriter) -> None:
     """Write a file to ``path`` so that readers see the old file or the new, never a mix.
 
     Local files go through one temporary file, locked, synced and renamed. Object
@@ -316,10 +321,7 @@ def _put(path: UPath, write: FileWriter, remember: pl.DataFrame | None = None) -
     upload leaves the previous object as it was.
     """
     if _is_local(path):
-        local = Path(path.path)
-        identity = _atomic_local_write(local, write)
-        if remember is not None:
-            _remember(local, identity, remember)
+        _atomic_local_write(Path(path.path), write)
         return
     with tempfile.NamedTemporaryFile(prefix=".mfn-upload-", suffix=".tmp") as spool:
         write(cast(BinaryIO, spool))
@@ -387,7 +389,13 @@ def damaged_file_error(path: object, detail: str, repair: str) -> WarehouseError
 
 def repair_hint(path: object, record: bool) -> str:
     """What repairs a warehouse file: a build record is moved away, a partition rebuilt."""
-    return record_hint(path) if record else rebuild_hint(PurePosixPath(str(path)).stem)
+    return record_hint(path) if record else rebuild_hint(_partition_of(path))
+
+
+def _partition_of(path: object) -> str:
+    """The partition a table file holds: its folder's name for a generation, else its stem."""
+    file = PurePosixPath(str(path))
+    return file.parent.name if GENERATION_PATTERN.fullmatch(file.stem) else file.stem
 
 
 def rebuild_hint(partition: str) -> str:
@@ -424,27 +432,59 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
-def _remember(path: Path, identity: tuple[int, int, int], frame: pl.DataFrame) -> None:
-    _RECENT_WRITES[str(path)] = (identity, frame)
-    _RECENT_WRITES.move_to_end(str(path))
-    while len(_RECENT_WRITES) > RECENT_WRITES_KEPT:
-        _RECENT_WRITES.popitem(last=False)
+def _generations(folder: UPath) -> list[UPath]:
+    """The files of one partition, oldest first: the last is the partition.
+
+    A warehouse of the earlier layout kept a partition as TABLE/<preset>.parquet: that
+    file counts as the oldest generation, so it is read until a build replaces it.
+    """
+    earlier = folder.with_name(f"{folder.name}{SUFFIX}")
+    found = [earlier] if earlier.is_file() else []
+    if folder.is_dir():
+        found += sorted(
+            (
+                entry
+                for entry in folder.iterdir()
+                if entry.name.endswith(SUFFIX)
+                and GENERATION_PATTERN.fullmatch(entry.name[: -len(SUFFIX)])
+            ),
+            key=lambda entry: entry.name,
+        )
+    return found
 
 
-def _recalled(path: Path) -> pl.DataFrame | None:
-    entry = _RECENT_WRITES.get(str(path))
-    if entry is None or entry[0] != _identity(path):
-        return None
-    return entry[1]
+def _written_at_s(generation: UPath) -> float:
+    """When a generation file was written, in seconds since the epoch, from its name."""
+    match = GENERATION_PATTERN.match(generation.name)
+    if match is None:
+        raise ValueError(f"{generation}: not named by the time it was written")
+    at = match["at"]
+    return calendar.timegm(time.strptime(at[:15], "%Y%m%dT%H%M%S")) + int(at[15:]) / 1e9
 
 
-def _atomic_local_write(path: Path, write: FileWriter) -> tuple[int, int, int]:
-    """Write ``path`` atomically with ``write``; return the identity of the file written.
+def _retire_superseded(folder: UPath, kept_s: float = SUPERSEDED_KEPT_S) -> None:
+    """Delete the files of a partition that a newer one replaced more than ``kept_s`` ago."""
+    generations = _generations(folder)
+    now = time.time_ns() / 1e9
+    for old, successor in itertools.pairwise(generations):
+        if now - _written_at_s(successor) < kept_s:
+            break  # later ones were replaced later still
+        try:
+            old.unlink()
+        except FileNotFoundError:
+            continue  # another writer of this partition retired it first
+        except OSError as exc:
+            # Retiring is housekeeping: a file we may not delete must not fail the write.
+            logger.warning("left superseded %s in place: %s", old, exc)
+
+
+def _atomic_local_write(path: Path, write: FileWriter) -> None:
+    """Write ``path`` atomically with ``write``.
 
     If ``write`` raises, the temporary file is removed and ``path`` stays as it was.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(path)
+    _remove_orphans(path.parent)
     # Same folder, so the rename never crosses a file system; the name does not end
     # in .parquet, so catalog globs never pick up a half-written file.
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -453,9 +493,6 @@ def _atomic_local_write(path: Path, write: FileWriter) -> tuple[int, int, int]:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-            # Taken before the rename (which keeps inode, mtime and size), so a
-            # concurrent writer's file is never mistaken for this one.
-            stat = os.fstat(handle.fileno())
             os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -466,7 +503,6 @@ def _atomic_local_write(path: Path, write: FileWriter) -> tuple[int, int, int]:
         # The new file is in place; only the durability of its name across a power
         # cut is in doubt, which does not make this write a failure.
         logger.warning("wrote %s, but could not sync its folder: %s", path, exc)
-    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 @contextlib.contextmanager
@@ -491,9 +527,9 @@ def _locked_new_file(tmp: Path) -> Iterator[BinaryIO]:
         yield handle
 
 
-def _remove_orphans(path: Path) -> None:
-    """Delete temporary files of ``path`` that no live writer holds (e.g. it was killed)."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+def _remove_orphans(folder: Path) -> None:
+    """Delete temporary files in ``folder`` that no live writer holds (e.g. it was killed)."""
+    for tmp in folder.glob(".*.tmp"):
         try:
             with tmp.open("rb") as handle:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -555,7 +591,8 @@ _MOVE_AWAY = "move it out of the warehouse (it is not one of this product's file
 def view_files(root: str) -> ViewFiles:
     """The files of the warehouse at ``root`` that each view reads, and those left out.
 
-    Only the product's own files: TABLE/<preset>.parquet (and
+    Only the product's own files: each partition's current TABLE/<preset>/<generation>.parquet
+    (or TABLE/<preset>.parquet of the earlier layout) and
     builds/<preset>/<run id>.parquet) whose Parquet schema matches the table's
     contract. Foreign names, foreign or older schemas and undecodable footers are
     left out, each with a line saying why and what fixes it.
@@ -577,32 +614,39 @@ def view_files(root: str) -> ViewFiles:
 
 
 def _candidates(folder: UPath, records: bool) -> Iterator[tuple[UPath, str | None]]:
-    """Each Parquet file of a table's folder, with why its place or name is wrong (or None).
+    """Each Parquet file a view of a table's folder may read, with why it is misplaced (or None).
 
+    A partition offers its current file only; superseded generations wait to be retired.
     Other files (a writer's temporary file, a note) are no partitions and are passed over.
     """
     if not folder.is_dir():
         return
+    shape = f"{folder.name}/<preset>/<{'run id' if records else 'generation'}>{SUFFIX}"
     for entry in sorted(folder.iterdir()):
-        if records and entry.is_dir():
+        if entry.is_dir():
             preset_ok = NAME_PATTERN.fullmatch(entry.name) is not None
+            current = None if records else next(reversed(_generations(entry)), None)
             for file in sorted(entry.iterdir()):
                 if not file.name.endswith(SUFFIX):
                     continue
-                if preset_ok and RECORD_PATTERN.fullmatch(file.name[: -len(SUFFIX)]):
-                    yield file, None if file.is_file() else f"not a file; {_MOVE_AWAY}"
-                else:
-                    yield file, f"not named {folder.name}/<preset>/<run id>{SUFFIX}; {_MOVE_AWAY}"
+                pattern = RECORD_PATTERN if records else GENERATION_PATTERN
+                if not (preset_ok and pattern.fullmatch(file.name[: -len(SUFFIX)])):
+                    yield file, f"not named {shape}; {_MOVE_AWAY}"
+                elif not file.is_file():
+                    yield file, f"not a file; {_MOVE_AWAY}"
+                elif records or file == current:
+                    yield file, None
         elif entry.name.endswith(SUFFIX):
+            name = entry.name[: -len(SUFFIX)]
             if records:
                 yield entry, f"a build record belongs in {folder.name}/<preset>/; {_MOVE_AWAY}"
-            elif not NAME_PATTERN.fullmatch(entry.name[: -len(SUFFIX)]):
+            elif not NAME_PATTERN.fullmatch(name):
                 why = f"its name is not a preset's ({NAME_PATTERN.pattern}{SUFFIX})"
                 yield entry, f"{why}; {_MOVE_AWAY}"
             elif not entry.is_file():
                 yield entry, f"not a file; {_MOVE_AWAY}"
-            else:
-                yield entry, None
+            elif _generations(folder / name)[-1] == entry:
+                yield entry, None  # a partition of the earlier layout, not yet rebuilt
 
 
 def _verdict(path: UPath, table: str) -> str | None:
@@ -625,7 +669,7 @@ def _schema_problem(path: UPath, table: str) -> str | None:
     if not record:
         fix = f"move it out of the warehouse if it is no partition of a preset, else {fix}"
     # The preset a file's rows must all name: its own partition's, or its record folder's.
-    owner = path.parent.name if record else path.name[: -len(SUFFIX)]
+    owner = path.parent.name if record else _partition_of(path)
     try:
         with path.open("rb") as handle:
             parquet = pq.ParquetFile(handle)

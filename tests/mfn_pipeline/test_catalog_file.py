@@ -152,7 +152,7 @@ def test_views_name_files_relative_to_the_catalog_folder(
             row[0]
             for row in con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchall()
         )
-    assert "warehouse/mfn_dataset/small.parquet" in sql
+    assert "'warehouse/mfn_dataset/small/" in sql
     assert str(tmp_path) not in sql
 
 
@@ -190,7 +190,7 @@ def test_a_warehouse_beside_the_catalog_folder_is_named_with_dotdot(tmp_path: Pa
         (sql,) = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'runs'").fetchall()[
             0
         ]
-    assert "'../store/simulation_runs/medium.parquet'" in sql
+    assert "'../store/simulation_runs/medium/" in sql
     assert counts(Path(warehouse.catalog)) == EXPECTED_ROWS
     # Both folders moved together keep working.
     (tmp_path / "moved").mkdir()
@@ -278,7 +278,7 @@ def test_a_build_shows_the_files_the_catalog_leaves_out(
 def test_copies_and_exports_of_a_partition_are_left_out(warehouse: Warehouse) -> None:
     fill(warehouse)
     root = Path(warehouse.root)
-    small = root / "mfn_dataset" / "small.parquet"
+    small = Path(warehouse.stored_file("mfn_dataset", "small").path)
     # `mfn export small --out <warehouse>/mfn_dataset/export.parquet`, a copy saved
     # under another preset's name, and a build record filed under another preset.
     shutil.copy(small, root / "mfn_dataset" / "export.parquet")
@@ -360,10 +360,7 @@ def locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pa
 
 REFUSED: dict[str, tuple[str, str]] = {
     "a text file": ("notes.txt", "is not a DuckDB database"),
-    "a partition's Parquet file": (
-        "warehouse/mfn_dataset/small.parquet",
-        "is not a DuckDB database",
-    ),
+    "a partition's Parquet file": ("(the built partition small)", "is not a DuckDB database"),
     "a folder": ("folder", "is a folder, not a file"),
     "another DuckDB database": (
         "other.duckdb",
@@ -382,7 +379,9 @@ def test_a_catalog_path_that_is_not_the_products_catalog_is_refused_before_any_w
     fill(warehouse)
     name, message = REFUSED[case]
     target = tmp_path / name
-    if case == "a text file":
+    if case == "a partition's Parquet file":
+        target = Path(warehouse.stored_file("mfn_dataset", "small").path)
+    elif case == "a text file":
         target.write_text("my notes\n")
     elif case == "a folder":
         target.mkdir()

@@ -28,7 +28,7 @@ from mfn_pipeline.defs.partitions import SETTINGS
 from mfn_pipeline.lib import catalog
 from mfn_pipeline.lib.catalog import QueryFailedError, QueryRefusedError
 from mfn_pipeline.lib.settings import Environment
-from mfn_pipeline.lib.warehouse import WarehouseError
+from mfn_pipeline.lib.warehouse import Warehouse, WarehouseError
 
 from .conftest import PROJECT, build
 
@@ -109,10 +109,17 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 # --- nothing a query says can write a file or read outside the partitions ----------
 
 
+def stored(environment: Environment, table: str) -> str:
+    """Where the built partition small of ``table`` is, as a path or URL of its warehouse."""
+    warehouse = Warehouse(root=environment.warehouse, catalog=str(environment.catalog))
+    name = warehouse.stored_file(table, "small").name
+    return f"{environment.warehouse.rstrip('/')}/{table}/small/{name}"
+
+
 def attacks(environment: Environment, tmp_path: Path, outside: Path) -> list[str]:
     """Statements that would write or read files if any file system were reachable."""
     warehouse = environment.warehouse.rstrip("/")
-    partition = f"{warehouse}/mfn_dataset/small.parquet"
+    partition = stored(environment, "mfn_dataset")
     fake = f"{warehouse}/mfn_dataset/fake.parquet"
     cat = str(environment.catalog)
     copy = "COPY (SELECT 1 AS x) TO"
@@ -201,7 +208,7 @@ def test_no_statement_writes_or_reads_a_file_whatever_its_type(
 def test_the_command_refuses_writes_and_foreign_reads_with_any_warehouse(
     any_warehouse: Environment, local: Environment, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    partition = f"{any_warehouse.warehouse.rstrip('/')}/mfn_dataset/small.parquet"
+    partition = stored(any_warehouse, "mfn_dataset")
     local_partition = Path(local.warehouse) / "mfn_dataset"
     before = snapshot(local_partition)
     for sql in (
@@ -541,7 +548,7 @@ def damage_pages(path: Path) -> None:
 def test_a_damaged_partition_is_named_with_its_rebuild(
     local: Environment, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = Path(local.warehouse) / "mfn_dataset" / "small.parquet"
+    path = Path(stored(local, "mfn_dataset"))
     damage_pages(path)
     code, out, err = run(["sql", "SELECT * FROM dataset"], capsys)
     assert code == cli.EXIT_FAILURE
@@ -579,7 +586,7 @@ def test_a_damaged_catalog_is_a_note_and_queries_still_answer(
 def test_a_view_whose_every_file_was_left_out_names_the_file_and_its_fix(
     local: Environment,
 ) -> None:
-    path = Path(local.warehouse) / "simulation_runs" / "small.parquet"
+    path = Path(stored(local, "simulation_runs"))
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(WarehouseError) as refused:
         catalog.query(local, "SELECT count(*) FROM runs")
