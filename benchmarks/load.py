@@ -2,7 +2,7 @@
 
     python -m benchmarks.load [--rounds 3] [--presets small medium ...]
 
-Each round materializes every asset of every preset (`dagster asset materialize`,
+Each round materializes every asset of every preset (`dg launch`,
 prod environment: multiprocess executor) into one scratch warehouse, while a
 separate process queries the catalog in a loop, reconnecting each time as a user
 would. Afterwards every view must hold each preset exactly once, and the reader
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib.settings import load_settings
 
 PROJECT = Path(__file__).parents[1]
 READER = """
@@ -89,22 +89,14 @@ def run_load(rounds: int, presets: list[str], scratch: Path) -> LoadReport:
         "MFN_CATALOG": str(catalog),
         "DAGSTER_HOME": str(scratch / "dagster_home"),
     }
-    whole = {name: SETTINGS.presets[name].num_samples for name in SETTINGS.presets}
+    whole = {name: preset.num_samples for name, preset in load_settings().presets.items()}
     stop, reader_out = scratch / "stop", scratch / "reader.json"
     report = LoadReport(rounds=rounds, presets=presets)
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(catalog), str(stop), str(reader_out), json.dumps(whole)]
     )
-    dagster = str(Path(sys.executable).parent / "dagster")
-    materialize = [
-        dagster,
-        "asset",
-        "materialize",
-        "-m",
-        "mfn_pipeline.definitions",
-        "--select",
-        "*",
-    ]
+    dg = str(Path(sys.executable).parent / "dg")
+    materialize = [dg, "launch", "-m", "mfn_pipeline.definitions", "--assets", "*"]
     start = time.perf_counter()
     try:
         for round_number in range(1, rounds + 1):
@@ -166,7 +158,7 @@ def _check_tables(
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--presets", nargs="+", default=sorted(SETTINGS.presets))
+    parser.add_argument("--presets", nargs="+", default=sorted(load_settings().presets))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mfn-load-") as scratch:
         report = run_load(args.rounds, args.presets, Path(scratch))

@@ -20,8 +20,9 @@ from pathlib import Path
 import dagster as dg
 
 from mfn_core.sweep import run_sweep
-from mfn_pipeline.definitions import console_log_config, defs, resources_for
-from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.definitions import BUILD_JOB, definitions_for
+from mfn_pipeline.defs.resources import console_log_config
+from mfn_pipeline.lib.settings import load_settings
 
 TARGET_OVERHEAD_S = 3.0
 REPEATS = 3
@@ -31,15 +32,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("presets", nargs="*", default=["medium", "large"])
     args = parser.parse_args()
+    settings = load_settings()
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["DAGSTER_HOME"] = scratch
         environment = dataclasses.replace(
-            SETTINGS.environment,
+            settings.environment,
             warehouse=str(Path(scratch) / "warehouse"),
             catalog=Path(scratch) / "mfn.duckdb",
         )
-        job = defs.resolve_job_def("build_all_presets_job")
-        resources = resources_for(environment)
+        placed = dataclasses.replace(settings, environment=environment)
+        job = definitions_for(placed).resolve_job_def(BUILD_JOB)
 
         def build(preset: str) -> float:
             with dg.DagsterInstance.get() as instance:
@@ -47,7 +49,6 @@ def main() -> None:
                 result = job.execute_in_process(
                     partition_key=preset,
                     instance=instance,
-                    resources=resources,
                     # Events are still stored; only the console echo is muted.
                     run_config=console_log_config("WARNING"),
                 )
@@ -62,13 +63,13 @@ def main() -> None:
             # Interleaved, so both sides see the same background load; best of each.
             sweeps, builds = [], []
             for _ in range(REPEATS):
-                sweeps.append(_timed(lambda p=preset: run_sweep(SETTINGS.presets[p])))
+                sweeps.append(_timed(lambda p=preset: run_sweep(settings.presets[p])))
                 builds.append(build(preset))
             sweep, dagster = min(sweeps), min(builds)
             overhead = dagster - sweep
             verdict = "meets target" if overhead < TARGET_OVERHEAD_S else "ABOVE TARGET"
             print(
-                f"{preset:>8} {SETTINGS.presets[preset].num_samples:>5} {dagster:>10.2f} "
+                f"{preset:>8} {settings.presets[preset].num_samples:>5} {dagster:>10.2f} "
                 f"{sweep:>8.2f} {overhead:>6.2f} s ({overhead / dagster:5.1%})  "
                 f"{verdict} (< {TARGET_OVERHEAD_S:g} s)"
             )

@@ -28,7 +28,7 @@ import yaml
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
-from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib.settings import load_settings
 
 from .servers import answers_server_info, free_port, wait_until_healthy
 
@@ -311,4 +311,4 @@ def test_services_build_a_preset_through_the_daemon_on_postgres(
         cursor.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", (run_id,))
         assert cursor.fetchone()[0] > 0
     dataset = pl.read_parquet(tmp_path / "warehouse" / "mfn_dataset" / "small.parquet")
-    assert dataset.height == SETTINGS.presets["small"].num_samples
+    assert dataset.height == load_settings().presets["small"].num_samples
