@@ -55,6 +55,8 @@ class ParamSpec:
             return "one of " + ", ".join(self.choices)
         if self.kind is bool:
             return "true or false"
+        if self.high is None:
+            return f"an integer >= {self.low}" if self.kind is int else f"a number >= {self.low:g}"
         if self.kind is int:
             return f"an integer in [{self.low}, {self.high}]"
         return f"a number in [{self.low:g}, {self.high:g}]"
@@ -79,18 +81,14 @@ class ParamSpec:
         else:
             value = float(value)
         assert self.low is not None
-        assert self.high is not None
-        return ("" if self.low <= value <= self.high else "is out of range"), value
+        inside = self.low <= value and (self.high is None or value <= self.high)
+        return ("" if inside else "is out of range"), value
 
     def check(self, value: object) -> Any:
         """``value`` as this field's Python type, or a pydantic error naming what is allowed."""
         problem, converted = self.problem(value)
         if problem:
-            raise PydanticCustomError(
-                VALUE_ERROR,
-                "{problem}; allowed: {allowed}",
-                {"problem": problem, "allowed": self.allowed()},
-            )
+            raise refusal(problem, self.allowed())
         return converted
 
     def __get_pydantic_core_schema__(
@@ -104,7 +102,8 @@ class ParamSpec:
         elif self.kind is bool:
             inner = core_schema.bool_schema(strict=True)
         elif self.kind is int:
-            inner = core_schema.int_schema(ge=int(self.low or 0), le=int(self.high or 0))
+            high = None if self.high is None else int(self.high)
+            inner = core_schema.int_schema(ge=int(self.low or 0), le=high)
         else:
             inner = core_schema.float_schema(ge=self.low, le=self.high, allow_inf_nan=False)
         return core_schema.no_info_before_validator_function(self.check, inner)
@@ -119,7 +118,28 @@ class ParamSpec:
         return json_schema
 
 
-def integer(low: int, high: int, description: str, unit: str = "") -> ParamSpec:
+def refusal(problem: str, allowed: str) -> PydanticCustomError:
+    """A field's problem for pydantic to report: "<path> = <value> <problem>; allowed: ..."."""
+    return PydanticCustomError(
+        VALUE_ERROR, "{problem}; allowed: {allowed}", {"problem": problem, "allowed": allowed}
+    )
+
+
+def mapping_check(allowed: str, passes: tuple[type, ...] = ()) -> Callable[[object], object]:
+    """A section of a file that must be a mapping (or one of ``passes``, already built);
+    an empty one (``sweep:`` alone) has no entries."""
+
+    def check(value: object) -> object:
+        if value is None:
+            return {}
+        if not isinstance(value, (Mapping, *passes)):
+            raise refusal("is not a mapping", allowed)
+        return value
+
+    return check
+
+
+def integer(low: int, high: int | None, description: str, unit: str = "") -> ParamSpec:
     return ParamSpec(int, low, high, unit=unit, description=description)
 
 

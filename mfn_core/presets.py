@@ -44,13 +44,14 @@ from mfn_core.features import ALL_FEATURE_NAMES
 from mfn_core.params import (
     PARAM_SPECS,
     SEED_MAX,
-    VALUE_ERROR,
     SimParams,
     describe,
     describe_all,
     integer,
     is_finite_number,
+    mapping_check,
     raising,
+    refusal,
     shown,
     unknown_names,
 )
@@ -83,39 +84,20 @@ class PresetError(ParamError):
     """A preset file is unreadable or invalid; the message names file, field and value."""
 
 
-def _refuse(problem: str, allowed: str) -> PydanticCustomError:
-    return PydanticCustomError(
-        VALUE_ERROR, "{problem}; allowed: {allowed}", {"problem": problem, "allowed": allowed}
-    )
-
-
 def _is_control(character: str) -> bool:
     """A character that steers a terminal or the text direction instead of showing."""
     return character not in "\n\t" and unicodedata.category(character) in ("Cc", "Cf")
 
 
-def _mapping(allowed: str) -> Callable[[object], object]:
-    """A section that must be a mapping; an empty one (``sweep:``) is no entries."""
-
-    def check(value: object) -> object:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise _refuse("is not a mapping", allowed)
-        return value
-
-    return check
-
-
 def _name(value: object) -> str:
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise _refuse("is not a valid preset name", NAME_RULE)
+        raise refusal("is not a valid preset name", NAME_RULE)
     return value
 
 
 def _description(value: object) -> str:
     if not isinstance(value, str) or len(value) > MAX_DESCRIPTION_CHARS:
-        raise _refuse("is invalid", f"text of at most {MAX_DESCRIPTION_CHARS} characters")
+        raise refusal("is invalid", f"text of at most {MAX_DESCRIPTION_CHARS} characters")
     # Printed by `mfn presets` and shown in the UI: no terminal escapes, no bidi overrides.
     hidden = next((c for c in value if _is_control(c)), None)
     if hidden is not None:
@@ -152,7 +134,7 @@ def _bounds(value: object) -> tuple[float, float]:
         or not all(is_finite_number(b) for b in value)
         or value[0] > value[1]
     ):
-        raise _refuse("is invalid", "[low, high], two finite numbers with low <= high")
+        raise refusal("is invalid", "[low, high], two finite numbers with low <= high")
     return (float(value[0]), float(value[1]))
 
 
@@ -160,7 +142,7 @@ def _ceiling(value: object) -> float | None:
     if value is None:
         return None
     if not is_finite_number(value) or value <= 0:  # type: ignore[operator]
-        raise _refuse("is invalid", "a finite number > 0")
+        raise refusal("is invalid", "a finite number > 0")
     return float(value)  # type: ignore[arg-type]
 
 
@@ -174,7 +156,7 @@ def _reason(value: object) -> str:
         or len(value) > MAX_REASON_CHARS
         or any(_is_control(c) for c in value)
     ):
-        raise _refuse(
+        raise refusal(
             "is invalid", f"a non-empty reason of at most {MAX_REASON_CHARS} printable characters"
         )
     return " ".join(value.split())
@@ -219,7 +201,7 @@ class Expectations:
             Annotated[str, BeforeValidator(_column(EXPECTABLE_COLUMNS, "a data set"))],
             Annotated[tuple[float, float], BeforeValidator(_bounds)],
         ],
-        BeforeValidator(_mapping("column -> [low, high]")),
+        BeforeValidator(mapping_check("column -> [low, high]")),
         WithJsonSchema(_columns_schema(EXPECTABLE_COLUMNS, _RANGE_SCHEMA)),
         Field(description="Data set column -> [low, high] that every run's value must lie in."),
     ] = field(default_factory=dict)
@@ -239,16 +221,14 @@ class Expectations:
             Annotated[str, BeforeValidator(_column(ALL_FEATURE_NAMES, "a feature"))],
             Annotated[str, BeforeValidator(_reason)],
         ],
-        BeforeValidator(_mapping("feature column -> the reason it is constant")),
+        BeforeValidator(mapping_check("feature column -> the reason it is constant")),
         WithJsonSchema(_columns_schema(ALL_FEATURE_NAMES, _REASON_SCHEMA)),
         Field(description="Feature column -> why it holds one value across every run."),
     ] = field(default_factory=dict)
 
 
 def _expectations(value: object) -> object:
-    if isinstance(value, Expectations):
-        return value
-    return _mapping(", ".join(_expect_names(())))(value)
+    return mapping_check(", ".join(_expect_names(())), (Expectations,))(value)
 
 
 def _param_type(name: str) -> Any:
@@ -259,7 +239,7 @@ def _param_type(name: str) -> Any:
 
 def _non_empty_list(value: object) -> object:
     if not isinstance(value, list | tuple) or not value:
-        raise _refuse("is not a non-empty list", "a list of values, e.g. [0.1, 0.2]")
+        raise refusal("is not a non-empty list", "a list of values, e.g. [0.1, 0.2]")
     return list(value)
 
 
@@ -290,11 +270,11 @@ def _in_file_order(
     def validate(value: object, handler: core_schema.ValidatorFunctionWrapHandler) -> Any:
         if isinstance(value, tuple):  # a Preset's own sweep, passed to a new Preset
             value = dict(value)
-        value = _mapping(f"parameter -> {section}")(value)
+        value = mapping_check(f"parameter -> {section}")(value)
         assert isinstance(value, Mapping)
         odd = next((key for key in value if not isinstance(key, str)), None)
         if odd is not None:
-            raise _refuse(f"has the key {shown(odd)}", f"parameter names: {', '.join(SWEEPABLE)}")
+            raise refusal(f"has the key {shown(odd)}", f"parameter names: {', '.join(SWEEPABLE)}")
         checked = handler(value)
         return pairs({key: checked[key] for key in value if key in checked})
 

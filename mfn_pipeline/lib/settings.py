@@ -1,8 +1,9 @@
 """Configuration of the code location: the environment file and every preset.
 
-Everything is validated when the code location loads. An invalid environment file
-stops the load with one :class:`ConfigError` naming the file, the field, the value and
-what is allowed. An invalid preset file fails only itself: it becomes a
+Everything is validated when the code location loads. :class:`Environment` and
+:class:`Limits` are pydantic dataclasses whose fields are the file's keys; an invalid
+environment file stops the load with one :class:`ConfigError` listing every problem
+in it, each naming the file, the field, the value and what is allowed. An invalid preset file fails only itself: it becomes a
 :class:`PresetProblem` with that message, the other presets load, and under its name
 it stays a partition whose runs fail at once with the message. ``MFN_ENV`` picks
 ``configs/environments/<name>.yaml`` (default ``dev``); ``MFN_CONFIG_DIR`` points at
@@ -13,15 +14,35 @@ environment file from the project folder).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import fsspec
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+)
+from pydantic import dataclasses as pydantic_dataclasses
 
+from mfn_core.params import (
+    ParamSpec,
+    describe,
+    describe_all,
+    integer,
+    is_finite_number,
+    mapping_check,
+    raising,
+    refusal,
+)
 from mfn_core.presets import NAME_PATTERN, NAME_RULE, Preset, PresetError, load_preset
 from mfn_core.resources import GIB, MIB, estimate_for
 from mfn_core.sweep import default_workers
@@ -40,9 +61,6 @@ DEFAULT_ENV = "dev"
 EXECUTORS = ("in_process", "multiprocess")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PRESET_LIMIT_KEYS = ("grid_size", "steps", "num_samples")
-BUDGET_KEYS = ("memory_mib", "storage_gib")
-LIMIT_KEYS = (*PRESET_LIMIT_KEYS, "wall_clock_s", *BUDGET_KEYS)
-ENV_KEYS = ("warehouse", "catalog", "executor", "max_concurrent", "log_level", "limits")
 PRESET_SUFFIX = ".yaml"
 
 logger = logging.getLogger(__name__)
@@ -54,7 +72,38 @@ class ConfigError(ValueError):
     """A configuration file is invalid; the message names file, field, value and what is allowed."""
 
 
-@dataclass(frozen=True)
+def _text(value: object) -> object:
+    if isinstance(value, Path):  # an Environment's own catalog, passed to a new one
+        return value
+    if not isinstance(value, str) or not value:
+        raise refusal("is invalid", "a non-empty string")
+    return value
+
+
+_WHOLE_SECONDS = integer(1, None, "")
+
+
+def _seconds(value: object, info: ValidationInfo) -> object:
+    # A file sets whole seconds; code (a test forcing a timeout) may set a fraction.
+    if info.context and info.context.get("file"):
+        return _WHOLE_SECONDS.check(value)
+    if not is_finite_number(value) or value <= 0:  # type: ignore[operator]
+        raise refusal("is invalid", "a number > 0")
+    return value
+
+
+def _field_names(parent: tuple[int | str, ...]) -> Sequence[str]:
+    """The fields an environment file may set at ``parent`` (for "did you mean")."""
+    if parent and parent[0] == "limits":
+        return list(Limits.__pydantic_fields__)  # type: ignore[attr-defined]
+    return [name for name in Environment.__pydantic_fields__ if name != "name"]  # type: ignore[attr-defined]
+
+
+_FORBID = ConfigDict(extra="forbid")
+
+
+@raising(ConfigError, _field_names)
+@pydantic_dataclasses.dataclass(frozen=True, config=_FORBID)
 class Limits:
     """Largest preset the environment accepts, and how long one sweep may run.
 
@@ -62,25 +111,53 @@ class Limits:
     stored bytes (mfn_core.resources), checked when the preset loads.
     """
 
-    grid_size: int
-    steps: int
-    num_samples: int
-    wall_clock_s: int
-    memory_mib: int
-    storage_gib: int
+    grid_size: Annotated[int, integer(1, None, "Largest grid_size of a preset.", "cells")]
+    steps: Annotated[int, integer(1, None, "Most steps of a preset.", "steps")]
+    num_samples: Annotated[int, integer(1, None, "Most runs of a preset.", "runs")]
+    wall_clock_s: Annotated[
+        int | float,
+        BeforeValidator(_seconds),
+        Field(gt=0, description="A sweep still running after this is stopped. Unit: s."),
+    ]
+    memory_mib: Annotated[
+        int, integer(1, None, "Budget of a build's estimated peak resident memory.", "MiB")
+    ]
+    storage_gib: Annotated[int, integer(1, None, "Budget of the bytes a build stores.", "GiB")]
 
 
-@dataclass(frozen=True)
+@raising(ConfigError, _field_names)
+@pydantic_dataclasses.dataclass(frozen=True, config=_FORBID)
 class Environment:
     """Where data lives and how builds execute, from ``configs/environments/<name>.yaml``."""
 
-    name: str
-    warehouse: str  # a local folder or an fsspec URL
-    catalog: Path
-    executor: Executor
-    max_concurrent: int
-    log_level: str
-    limits: Limits
+    name: Annotated[str, Field(description="The environment's name: its file name, MFN_ENV.")]
+    warehouse: Annotated[
+        str,
+        BeforeValidator(_text),
+        Field(
+            min_length=1, description="Where tables are written: a local folder or an fsspec URL."
+        ),
+    ]
+    catalog: Annotated[
+        Path,
+        BeforeValidator(_text),
+        Field(description="The DuckDB catalog file of views over the warehouse."),
+    ]
+    executor: Annotated[
+        Executor,
+        ParamSpec(str, choices=EXECUTORS, description="How a build's steps run."),
+    ]
+    max_concurrent: Annotated[
+        int, integer(1, None, "Steps at once with the multiprocess executor.", "steps")
+    ]
+    log_level: Annotated[
+        str, ParamSpec(str, choices=LOG_LEVELS, description="Level of the pipeline's logs.")
+    ]
+    limits: Annotated[
+        Limits,
+        BeforeValidator(mapping_check("a mapping of limits", (Limits,))),
+        Field(description="The largest preset and build the environment accepts."),
+    ]
 
 
 @dataclass(frozen=True)
@@ -143,55 +220,39 @@ def _read_yaml(path: Path) -> Any:
 
 
 def _load_environment(path: Path, name: str) -> Environment:
+    """The environment file at ``path`` validated as a whole: every problem in one message."""
     document = _read_yaml(path)
+    keys = ", ".join(_field_names(()))
     if not isinstance(document, dict):
         raise ConfigError(
-            f"{path}: the document is a {type(document).__name__}; "
-            f"allowed: a mapping of {', '.join(ENV_KEYS)}"
+            f"{path}: the document is a {type(document).__name__}; allowed: a mapping of {keys}"
         )
-    unknown = sorted(str(key) for key in document if key not in ENV_KEYS)
-    missing = [key for key in ENV_KEYS if key not in document]
-    if unknown or missing:
-        problem = f"unknown field {', '.join(unknown)}" if unknown else ""
-        problem += ("; " if unknown and missing else "") + (
-            f"missing field {', '.join(missing)}" if missing else ""
+    # The name comes from the file's name, never from its content.
+    fields = {key: value for key, value in document.items() if key != "name"}
+    named = [f"unknown field 'name'; allowed: {keys}"] if "name" in document else []
+    try:
+        environment = TypeAdapter(Environment).validate_python(
+            {**fields, "name": name}, context={"file": path}
         )
-        raise ConfigError(f"{path}: {problem}; allowed: {', '.join(ENV_KEYS)}")
-
-    def text(key: str, choices: tuple[str, ...] = ()) -> str:
-        value = document[key]
-        if not isinstance(value, str) or not value or (choices and value not in choices):
-            allowed = f"one of {', '.join(choices)}" if choices else "a non-empty string"
-            raise ConfigError(f"{path}: {key} = {value!r} is invalid; allowed: {allowed}")
-        return value
-
-    limits = document["limits"]
-    if not isinstance(limits, dict) or sorted(map(str, limits)) != sorted(LIMIT_KEYS):
-        raise ConfigError(
-            f"{path}: limits = {limits!r} is invalid; allowed: a mapping of exactly "
-            f"{', '.join(LIMIT_KEYS)} to positive integers"
+    except ValidationError as exc:
+        required = [n for n in _field_names(()) if n != "name"]
+        problems = describe_all(
+            exc.errors(), lambda error: describe(error, _field_names), required, named
         )
-    for key in LIMIT_KEYS:
-        _positive_int(path, f"limits.{key}", limits[key])
+        raise ConfigError(f"{path}: {problems}") from None
+    if named:
+        raise ConfigError(f"{path}: {named[0]}")
     # A location from the environment is the user's, relative to where they stand; one
     # from the file is the project's, relative to the project folder.
-    warehouse, warehouse_base = _location(path, WAREHOUSE_VAR, text, "warehouse")
-    catalog, catalog_base = _location(path, CATALOG_VAR, text, "catalog")
+    warehouse, warehouse_base = _location(path, WAREHOUSE_VAR, environment.warehouse, "warehouse")
+    catalog, catalog_base = _location(path, CATALOG_VAR, str(environment.catalog), "catalog")
     if "://" in warehouse:
         _check_url(path, warehouse)
     else:
         warehouse = str(_local(warehouse, warehouse_base))
     catalog_path = _local(catalog, catalog_base)
     _check_locations(path, warehouse, catalog_path)
-    return Environment(
-        name=name,
-        warehouse=warehouse,
-        catalog=catalog_path,
-        executor=text("executor", EXECUTORS),  # type: ignore[arg-type]
-        max_concurrent=_positive_int(path, "max_concurrent", document["max_concurrent"]),
-        log_level=text("log_level", LOG_LEVELS),
-        limits=Limits(**{key: limits[key] for key in LIMIT_KEYS}),
-    )
+    return dataclasses.replace(environment, warehouse=warehouse, catalog=catalog_path)
 
 
 def _check_url(path: Path, url: str) -> None:
@@ -220,31 +281,23 @@ def _check_locations(path: Path, warehouse: str, catalog: Path) -> None:
             raise ConfigError(f"{path} (or ${variable}): {problem}")
 
 
-def _location(
-    path: Path, variable: str, text: Callable[[str], str], field: str
-) -> tuple[str, Path]:
+def _location(path: Path, variable: str, value: str, field: str) -> tuple[str, Path]:
     """A location and the folder a relative one is taken from: $variable's, else the file's."""
-    value = os.environ.get(variable)
-    if value is None:
-        return text(field), PROJECT_ROOT
-    if not value.strip():
+    override = os.environ.get(variable)
+    if override is None:
+        return value, PROJECT_ROOT
+    if not override.strip():
         raise ConfigError(
             f"${variable} is set but empty; allowed: a path (or URL), or unset it to use "
             f"{field} from {path}"
         )
-    return value, Path.cwd()
+    return override, Path.cwd()
 
 
 def _local(location: str, base: Path = PROJECT_ROOT) -> Path:
     """A local path, relative ones taken from ``base``."""
     path = Path(location).expanduser()
     return path if path.is_absolute() else base / path
-
-
-def _positive_int(path: Path, field: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{path}: {field} = {value!r} is invalid; allowed: an integer >= 1")
-    return value
 
 
 def _load_presets(

@@ -193,10 +193,12 @@ def test_an_invalid_environment_file_still_stops_everything(tmp_path: Path) -> N
     broken = Broken(configs, env)
     presets = broken.run(str(BIN / "mfn"), "presets")
     assert presets.returncode == 1
-    assert presets.stderr.startswith(f"mfn presets: {dev}: executor = 'threads' is invalid")
+    assert presets.stderr.startswith(
+        f"mfn presets: {dev}: executor = 'threads' is not a known choice"
+    )
     load = broken.run(str(BIN / "dg"), "check", "defs")
     assert load.returncode != 0
-    assert f"{dev}: executor = 'threads' is invalid" in load.stdout + load.stderr
+    assert f"{dev}: executor = 'threads' is not a known choice" in load.stdout + load.stderr
 
 
 GRAPHQL = """{
