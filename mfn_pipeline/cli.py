@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from mfn_core.resources import BATCH_TARGET_BYTES
 from mfn_pipeline.lib import catalog
-from mfn_pipeline.lib.settings import PROJECT_ROOT, ConfigError, Settings
+from mfn_pipeline.lib.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -42,9 +42,8 @@ class UsageError(Exception):
 
 
 def _settings() -> Settings:
-    from mfn_pipeline.defs.partitions import SETTINGS  # noqa: PLC0415 - loads every config file
-
-    return SETTINGS
+    """The environment file and every preset, read now (each command reads them once)."""
+    return load_settings()
 
 
 def _known_preset(settings: Settings, name: str) -> str:
@@ -172,13 +171,10 @@ def _root_cause(error: SerializableErrorInfo | None) -> str | None:
 def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     import dagster as dg  # noqa: PLC0415 - only this command needs Dagster loaded
 
-    from mfn_pipeline.definitions import (  # noqa: PLC0415
-        console_log_config,
-        defs,
-        resources_for,
-        supervised_run,
-    )
+    from mfn_pipeline.definitions import BUILD_JOB, definitions_for  # noqa: PLC0415
+    from mfn_pipeline.defs.resources import console_log_config, supervised_run  # noqa: PLC0415
     from mfn_pipeline.lib import progress as progress_events  # noqa: PLC0415
+    from mfn_pipeline.lib.supervision import STARTED_BY_CLI  # noqa: PLC0415
 
     settings = _settings()
     names = settings.partitions if args.all else args.presets
@@ -191,7 +187,8 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
         home = PROJECT_ROOT / ".dagster_home"
         home.mkdir(exist_ok=True)
         os.environ["DAGSTER_HOME"] = str(home)
-    job = defs.resolve_job_def("build_all_presets_job")
+    # The code location as Dagster would load it, from the settings read here.
+    job = definitions_for(settings).resolve_job_def(BUILD_JOB)
     # The progress bar and summary say what the per-step log lines would.
     quiet = console_log_config("WARNING")
     summary: list[dict[str, object]] = []
@@ -201,12 +198,11 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
         for name in names:
             start = time.perf_counter()
             # Tagged with this process, so a dead build is failed (supervision.py).
-            run_id, tags = supervised_run(settings.environment)
+            run_id, tags = supervised_run(settings.environment, STARTED_BY_CLI)
             with progress_events.listening(ProgressBar(sys.stderr)):
                 result = job.execute_in_process(
                     partition_key=name,
                     instance=instance,
-                    resources=resources_for(settings.environment),
                     raise_on_error=False,
                     run_config=quiet,
                     run_id=run_id,
