@@ -22,49 +22,39 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mfn_core.columns import (
+    ARRAYS,
+    FIELD_COLUMN,
+    STATUS_FAILED,
+    STATUS_OK,
+    SWEEP,
+    TRACE_COLUMNS,
+    polars_schema,
+)
 from mfn_core.errors import ParamError, SimulationError, SweepTimeoutError
-from mfn_core.features import ALL_FEATURE_NAMES, COUNT_FEATURES
 from mfn_core.model import simulate
-from mfn_core.params import PARAM_SPECS, SimParams, is_finite_number
+from mfn_core.params import SimParams, is_finite_number
 from mfn_core.presets import Preset
 from mfn_core.resources import WINDOW_PER_WORKER, batch_rows_for
 
+__all__ = [
+    "ARRAY_SCHEMA",
+    "FIELD_COLUMN",
+    "STATUS_FAILED",
+    "STATUS_OK",
+    "SWEEP_SCHEMA",
+    "TRACE_COLUMNS",
+    "default_workers",
+    "run_one",
+    "run_sweep",
+    "sweep_batches",
+]
+
 logger = logging.getLogger(__name__)
 
-STATUS_OK, STATUS_FAILED = "ok", "failed"
-
-_POLARS_TYPE: dict[type, pl.DataType] = {
-    int: pl.Int64(),
-    float: pl.Float64(),
-    bool: pl.Boolean(),
-    str: pl.String(),
-}
-
-SWEEP_SCHEMA: dict[str, pl.DataType] = {
-    "sim_id": pl.Int64(),
-    "preset": pl.String(),
-    "seed": pl.Int64(),
-    **{name: _POLARS_TYPE[spec.kind] for name, spec in PARAM_SPECS.items() if name != "seed"},
-    "growth_events": pl.Int64(),
-    "turing_activations": pl.Int64(),
-    "clamping_events": pl.Int64(),
-    "lyapunov": pl.Float64(),
-    **{name: pl.Int64() if name in COUNT_FEATURES else pl.Float64() for name in ALL_FEATURE_NAMES},
-    "field_sha256": pl.String(),
-    "duration_s": pl.Float64(),
-    "status": pl.String(),
-    "reason": pl.String(),
-}
-
-# With keep_arrays=True: the final field (row-major, N*N values in volts) and the
-# per-step trace, so features can be recomputed exactly from a stored row.
-FIELD_COLUMN = "field"
-TRACE_COLUMNS: dict[str, str] = {
-    f"trace_{name}": name for name in ("energy", "dv_mean", "dv_max", "dv_std", "diff_norm")
-}
-ARRAY_SCHEMA: dict[str, pl.DataType] = {
-    name: pl.List(pl.Float64()) for name in (FIELD_COLUMN, *TRACE_COLUMNS)
-}
+# The sweep's row layout and its list columns, both spelled in mfn_core.columns.
+SWEEP_SCHEMA: dict[str, pl.DataType] = polars_schema(SWEEP)
+ARRAY_SCHEMA: dict[str, pl.DataType] = polars_schema(ARRAYS)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -119,8 +109,8 @@ def _list_column(name: str, values: list[np.ndarray | None]) -> pl.Series:
         if value is not None:
             stacked[k] = value
     if length == 0:
-        return pl.Series(name, [[] for _ in values], dtype=pl.List(pl.Float64()))
-    return pl.Series(name, stacked).cast(pl.List(pl.Float64()))
+        return pl.Series(name, [[] for _ in values], dtype=ARRAY_SCHEMA[name])
+    return pl.Series(name, stacked).cast(ARRAY_SCHEMA[name])
 
 
 def _timed_out(

@@ -14,36 +14,36 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
-from mfn_core.contracts import (
-    DATASET_SCHEMA,
-    RUNS_SCHEMA,
-    SUMMARY_SCHEMA,
-    SUMMARY_SOURCES,
-)
-from mfn_core.features import ALL_FEATURE_NAMES, compute_features
-from mfn_core.presets import Preset
-from mfn_core.sweep import (
-    ARRAY_SCHEMA,
+from mfn_core.columns import (
+    ARRAYS,
+    DATASET,
+    FEATURES,
     FIELD_COLUMN,
+    RUNS,
     STATUS_FAILED,
     STATUS_OK,
-    SWEEP_SCHEMA,
+    SUMMARY,
+    SUMMARY_SOURCES,
     TRACE_COLUMNS,
-    default_workers,
+    polars_schema,
 )
+from mfn_core.features import compute_features
+from mfn_core.presets import Preset
+from mfn_core.sweep import default_workers
 from mfn_core.trace import StepTrace
 
 _OK = pl.col("status") == STATUS_OK
+_SUMMARY_TYPES = polars_schema(SUMMARY)
 
 
 def runs_table(sweep: pl.DataFrame) -> pl.DataFrame:
     """The simulation_runs table from a ``run_sweep(..., keep_arrays=True)`` result."""
-    missing = [name for name in ARRAY_SCHEMA if name not in sweep.columns]
+    missing = [column.name for column in ARRAYS if column.name not in sweep.columns]
     if missing:
         raise ValueError(
             f"sweep table lacks {', '.join(missing)}; run it with run_sweep(keep_arrays=True)"
         )
-    return sweep.select(list(RUNS_SCHEMA.columns))
+    return sweep.select(column.name for column in RUNS)
 
 
 def _flat(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +73,7 @@ def features_table(runs: pl.DataFrame, workers: int | None = None) -> pl.DataFra
 
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
         rows = list(pool.map(one, range(ok.height)))
-    schema = {name: SWEEP_SCHEMA[name] for name in ALL_FEATURE_NAMES}
-    values = pl.DataFrame(rows, schema=schema, orient="row")
+    values = pl.DataFrame(rows, schema=polars_schema(FEATURES), orient="row")
     return pl.concat([ok.select("sim_id", "preset"), values], how="horizontal")
 
 
@@ -83,7 +82,7 @@ def dataset_table(runs: pl.DataFrame, features: pl.DataFrame) -> pl.DataFrame:
     joined = runs.filter(_OK).join(
         features, on=["sim_id", "preset"], how="inner", maintain_order="left"
     )
-    return joined.select(list(DATASET_SCHEMA.columns))
+    return joined.select(column.name for column in DATASET)
 
 
 def summary_table(preset: Preset, runs: pl.DataFrame, dataset: pl.DataFrame) -> pl.DataFrame:
@@ -95,22 +94,13 @@ def summary_table(preset: Preset, runs: pl.DataFrame, dataset: pl.DataFrame) -> 
             for name in SUMMARY_SOURCES
         ),
     )
-    head = pl.DataFrame(
-        {
-            "preset": [preset.name],
-            "config_hash": [preset.config_hash],
-            "runs": [runs.height],
-            "ok_runs": [dataset.height],
-            "failed_runs": [runs.filter(pl.col("status") == STATUS_FAILED).height],
-            "duration_s": [float(runs["duration_s"].sum())],
-        },
-        schema={
-            "preset": pl.String,
-            "config_hash": pl.String,
-            "runs": pl.Int64,
-            "ok_runs": pl.Int64,
-            "failed_runs": pl.Int64,
-            "duration_s": pl.Float64,
-        },
-    )
-    return pl.concat([head, stats], how="horizontal").select(list(SUMMARY_SCHEMA.columns))
+    counts = {
+        "preset": preset.name,
+        "config_hash": preset.config_hash,
+        "runs": runs.height,
+        "ok_runs": dataset.height,
+        "failed_runs": runs.filter(pl.col("status") == STATUS_FAILED).height,
+        "duration_s": float(runs["duration_s"].sum()),
+    }
+    head = pl.DataFrame([counts], schema={name: _SUMMARY_TYPES[name] for name in counts})
+    return pl.concat([head, stats], how="horizontal").select(column.name for column in SUMMARY)
