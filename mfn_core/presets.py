@@ -162,11 +162,15 @@ def _reason(value: object) -> str:
     return " ".join(value.split())
 
 
-def _columns_schema(columns: tuple[str, ...], value: dict[str, Any]) -> dict[str, Any]:
-    """A mapping keyed by ``columns`` as JSON Schema: editors complete the column names."""
+def _columns_schema(columns: tuple[str, ...]) -> dict[str, Any]:
+    """A mapping keyed by ``columns`` as JSON Schema: editors complete the column names.
+
+    Each value's schema is filled in by :func:`preset_json_schema`, as one shared
+    definition (pydantic resolves every "$ref" it is given, so it cannot be written here).
+    """
     return {
         "type": "object",
-        "properties": dict.fromkeys(columns, value),
+        "properties": {column: {} for column in columns},
         "additionalProperties": False,
     }
 
@@ -202,7 +206,7 @@ class Expectations:
             Annotated[tuple[float, float], BeforeValidator(_bounds)],
         ],
         BeforeValidator(mapping_check("column -> [low, high]")),
-        WithJsonSchema(_columns_schema(EXPECTABLE_COLUMNS, _RANGE_SCHEMA)),
+        WithJsonSchema(_columns_schema(EXPECTABLE_COLUMNS)),
         Field(description="Data set column -> [low, high] that every run's value must lie in."),
     ] = field(default_factory=dict)
     max_runtime_s: Annotated[
@@ -222,7 +226,7 @@ class Expectations:
             Annotated[str, BeforeValidator(_reason)],
         ],
         BeforeValidator(mapping_check("feature column -> the reason it is constant")),
-        WithJsonSchema(_columns_schema(ALL_FEATURE_NAMES, _REASON_SCHEMA)),
+        WithJsonSchema(_columns_schema(ALL_FEATURE_NAMES)),
         Field(description="Feature column -> why it holds one value across every run."),
     ] = field(default_factory=dict)
 
@@ -310,8 +314,8 @@ class Preset:
         str,
         BeforeValidator(_name),
         Field(
-            pattern=f"^{NAME_PATTERN.pattern}$",
             description="The preset's name: its file name, partition key and command argument.",
+            json_schema_extra={"pattern": f"^{NAME_PATTERN.pattern}$"},
         ),
     ]
     grid_size: Annotated[int, PARAM_SPECS["grid_size"]]
@@ -331,7 +335,9 @@ class Preset:
         _section(_SWEEP_TABLE, "list of values", _sweep_to_pairs),
         Field(
             description="Parameter -> list of values; the cartesian grid of these values, "
-            "first listed parameter outermost, is cycled through the runs."
+            "first listed parameter outermost, is cycled through the runs.",
+            # The default is the Python value (no pairs); in a file it is no mapping at all.
+            json_schema_extra=lambda schema: schema.pop("default", None),
         ),
     ] = ()
     params: Annotated[
@@ -427,6 +433,16 @@ def _adapter() -> TypeAdapter[Preset]:
 def preset_json_schema() -> dict[str, Any]:
     """The JSON Schema of a preset file (docs/preset.schema.json), for editors and checks."""
     schema = _adapter().json_schema()
+    expect = schema["$defs"]["Expectations"]["properties"]
+    for key, definition, value in (
+        ("ranges", "Range", _RANGE_SCHEMA),
+        ("constant", "Reason", _REASON_SCHEMA),
+    ):
+        schema["$defs"][definition] = value
+        reference = f"#/$defs/{definition}"
+        expect[key]["properties"] = {
+            column: {"$ref": reference} for column in expect[key]["properties"]
+        }
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "MFN preset"
     schema["description"] = (

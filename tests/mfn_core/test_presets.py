@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -7,11 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev environment
 import pytest
 import yaml
 
 from mfn_core import ParamError
-from mfn_core.presets import PresetError, load_preset
+from mfn_core.presets import Expectations, PresetError, load_preset, preset_json_schema
 from mfn_core.yaml_files import MAX_FILE_BYTES
 
 PRESETS = Path(__file__).parents[2] / "configs" / "presets"
@@ -295,3 +297,93 @@ def test_aliases_are_refused_but_a_lone_anchor_and_other_encodings_load(tmp_path
     assert load_preset(write(tmp_path, SMALL.replace("\n", "\r\n"))).name == "small"
     with pytest.raises(PresetError, match=r"line 3, column 14: alias \*d is not allowed"):
         load_preset(write(tmp_path, "x: &d text\nname: small\ndescription: *d\n"))
+
+
+def test_every_problem_of_a_file_is_listed_at_once(tmp_path: Path) -> None:
+    document = {
+        **GOOD,
+        "grid_size": 2,
+        "colour": 1,
+        "sweep": {"alpha": [0.1, 0.3]},
+        "params": {"boundry": "periodic"},
+        "expect": {"ranges": {"D_bax": [0, 1]}, "max_runtime_s": -1},
+    }
+    del document["steps"]
+    path = write(tmp_path, document)
+    with pytest.raises(PresetError) as excinfo:
+        load_preset(path)
+    message = str(excinfo.value)
+    assert message.startswith(f"{path}: 7 problems: 1) missing required field steps; ")
+    for fragment in (
+        "grid_size = 2 is out of range; allowed: an integer in [4, 1024]",
+        "unknown field 'colour'",
+        "sweep.alpha[1] = 0.3 is out of range; allowed: a number in [0.05, 0.24]",
+        "params.boundry is not a model parameter that can be set here ('boundry' (did you "
+        "mean 'boundary'?))",
+        "expect.ranges.D_bax is not a data set column ('D_bax' (did you mean 'D_box'?))",
+        "expect.max_runtime_s = -1 is invalid; allowed: a finite number > 0",
+    ):
+        assert fragment in message
+    assert "\n" not in message
+
+
+def test_a_preset_can_be_changed_only_into_a_valid_one() -> None:
+    small = load_preset(PRESETS / "small.yaml")
+    assert dataclasses.replace(small, num_samples=4).config_hash != small.config_hash
+    with pytest.raises(PresetError, match=r"num_samples = 0 is out of range"):
+        dataclasses.replace(small, num_samples=0)
+    with pytest.raises(PresetError, match=r"^ranges.V_mean = \(1, 0\) is invalid"):
+        Expectations(ranges={"V_mean": (1, 0)})
+
+
+# Hashes of the shipped presets: stored data sets carry them, so they must not change.
+CONFIG_HASHES = {
+    "benchmark": "5545dd0aeecc54a3df47d096c53f3b92b5ce1c975fb0fefcfde844d92d3f9ad7",
+    "large": "f8920fbaa8d1dd7df099b2903672135d0680c0c20197745133f69bb8a5413311",
+    "medium": "a6a65485e10435171a8afee89835c362d8df7f1c6f38e9bab0b2332d648ab230",
+    "small": "2cc79f3d4f3265521a7708caa89d2870759e788ce23713d10316c3d1571421cd",
+    "transition": "5d3d068ec6f2df18a2a0aaf3cc2b82871ac234f86fcb88a3fe74cf27d3fd8e40",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_HASHES))
+def test_config_hashes_of_the_shipped_presets_are_stable(name: str) -> None:
+    assert load_preset(PRESETS / f"{name}.yaml").config_hash == CONFIG_HASHES[name]
+
+
+SCHEMA_FILE = Path(__file__).parents[2] / "docs" / "preset.schema.json"
+
+
+def test_the_published_schema_is_the_models_schema() -> None:
+    published = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert published == preset_json_schema(), (
+        f"{SCHEMA_FILE} is stale: regenerate it with `mfn schema > docs/preset.schema.json`"
+    )
+    jsonschema.Draft202012Validator.check_schema(published)
+
+
+@pytest.mark.parametrize("path", sorted(PRESETS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_presets_validate_against_the_schema(path: Path) -> None:
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    assert list(validator.iter_errors(yaml.safe_load(path.read_text()))) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"grid_size": 2},
+        {"colour": 1},
+        {"name": "Bad/Name"},
+        {"sweep": {"seed": [1]}},
+        {"sweep": {"alpha": []}},
+        {"params": {"boundary": "torus"}},
+        {"expect": {"ranges": {"D_bax": [0, 1]}}},
+        {"expect": {"constant": {"D_box": ""}}},
+    ],
+)
+def test_the_schema_refuses_what_the_loader_refuses(tmp_path: Path, change: dict[str, Any]) -> None:
+    document = {**GOOD, **change}
+    with pytest.raises(PresetError):
+        load_preset(write(tmp_path, document))
+    validator = jsonschema.Draft202012Validator(preset_json_schema())
+    assert list(validator.iter_errors(document)) != []
