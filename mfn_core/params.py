@@ -230,23 +230,35 @@ def describe(
     return f"{path} = {shown(error['input'])} is invalid; allowed: {error['msg'].lower()}"
 
 
+def required_fields(cls: type) -> list[str]:
+    """The fields of a pydantic dataclass that have no default."""
+    fields_ = cls.__pydantic_fields__  # type: ignore[attr-defined]
+    return [name for name, info in fields_.items() if info.is_required()]
+
+
 def describe_all(
     errors: Sequence[ErrorDetails],
     describe_one: Callable[[ErrorDetails], str],
-    required: Sequence[str] = (),
+    required: Callable[[tuple[int | str, ...]], Sequence[str]] = lambda parent: (),
     more_problems: Sequence[str] = (),
     limit: int = 8,
 ) -> str:
     """Every problem of a ValidationError (and ``more_problems``) as one line: the first
-    ``limit`` of them and a count. Missing fields are named together, as one problem.
+    ``limit`` of them and a count.
+
+    The fields missing from one mapping are named together, as one problem, with the
+    fields ``required(parent)`` there.
     """
-    missing = [error_path(error["loc"]) for error in errors if error["type"] in _MISSING_TYPES]
-    problems = [describe_one(error) for error in errors if error["type"] not in _MISSING_TYPES]
+    missing: dict[tuple[int | str, ...], list[str]] = {}
+    for error in errors:
+        if error["type"] in _MISSING_TYPES:
+            missing.setdefault(tuple(error["loc"][:-1]), []).append(error_path(error["loc"]))
+    problems = [
+        f"missing required field {', '.join(paths)}; required: {', '.join(required(parent))}"
+        for parent, paths in missing.items()
+    ]
+    problems += [describe_one(error) for error in errors if error["type"] not in _MISSING_TYPES]
     problems += more_problems
-    if missing:
-        problems.insert(
-            0, f"missing required field {', '.join(missing)}; required: {', '.join(required)}"
-        )
     if len(problems) == 1:
         return problems[0]
     listed = [f"{k}) {problem}" for k, problem in enumerate(problems[:limit], 1)]

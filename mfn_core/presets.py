@@ -52,6 +52,7 @@ from mfn_core.params import (
     mapping_check,
     raising,
     refusal,
+    required_fields,
     shown,
     unknown_names,
 )
@@ -492,12 +493,9 @@ def parse_preset(document: object, path: Path) -> Preset:
     try:
         preset = _adapter().validate_python({**fields, "source": path})
     except ValidationError as exc:
-        required = [
-            name
-            for name, info in Preset.__pydantic_fields__.items()  # type: ignore[attr-defined]
-            if info.is_required()
-        ]
-        problems = describe_all(exc.errors(), _describe, required, source)
+        # Only top-level fields are required: sweep, params and expect are optional.
+        required = required_fields(Preset)
+        problems = describe_all(exc.errors(), _describe, lambda _: required, source)
         raise PresetError(f"{path}: {problems}") from None
     if source:
         raise PresetError(f"{path}: {source[0]}")

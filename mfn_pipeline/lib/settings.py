@@ -3,9 +3,10 @@
 Everything is validated when the code location loads. :class:`Environment` and
 :class:`Limits` are pydantic dataclasses whose fields are the file's keys; an invalid
 environment file stops the load with one :class:`ConfigError` listing every problem
-in it, each naming the file, the field, the value and what is allowed. An invalid preset file fails only itself: it becomes a
-:class:`PresetProblem` with that message, the other presets load, and under its name
-it stays a partition whose runs fail at once with the message. ``MFN_ENV`` picks
+in it, each naming the file, the field, the value and what is allowed. An invalid
+preset file fails only itself: it becomes a :class:`PresetProblem` with that message,
+the other presets load, and under its name it stays a partition whose runs fail at
+once with the message. ``MFN_ENV`` picks
 ``configs/environments/<name>.yaml`` (default ``dev``); ``MFN_CONFIG_DIR`` points at
 another ``configs`` folder; ``MFN_WAREHOUSE`` and ``MFN_CATALOG`` override where data
 is written (relative paths in them are taken from the working folder, those in the
@@ -42,17 +43,14 @@ from mfn_core.params import (
     mapping_check,
     raising,
     refusal,
+    required_fields,
 )
 from mfn_core.presets import NAME_PATTERN, NAME_RULE, Preset, PresetError, load_preset
 from mfn_core.resources import GIB, MIB, estimate_for
 from mfn_core.sweep import default_workers
 from mfn_core.yaml_files import read_yaml
-from mfn_pipeline.lib.locations import (
-    folder_refusal,
-    glob_refusal,
-    inspect_catalog,
-    nesting_refusal,
-)
+from mfn_pipeline.lib.catalog import inspect_catalog
+from mfn_pipeline.lib.locations import folder_refusal, glob_refusal, nesting_refusal
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_VAR, CONFIG_DIR_VAR = "MFN_ENV", "MFN_CONFIG_DIR"
@@ -97,6 +95,12 @@ def _field_names(parent: tuple[int | str, ...]) -> Sequence[str]:
     if parent and parent[0] == "limits":
         return list(Limits.__pydantic_fields__)  # type: ignore[attr-defined]
     return [name for name in Environment.__pydantic_fields__ if name != "name"]  # type: ignore[attr-defined]
+
+
+def _required(parent: tuple[int | str, ...]) -> Sequence[str]:
+    if parent:
+        return required_fields(Limits)
+    return [name for name in required_fields(Environment) if name != "name"]
 
 
 _FORBID = ConfigDict(extra="forbid")
@@ -235,9 +239,8 @@ def _load_environment(path: Path, name: str) -> Environment:
             {**fields, "name": name}, context={"file": path}
         )
     except ValidationError as exc:
-        required = [n for n in _field_names(()) if n != "name"]
         problems = describe_all(
-            exc.errors(), lambda error: describe(error, _field_names), required, named
+            exc.errors(), lambda error: describe(error, _field_names), _required, named
         )
         raise ConfigError(f"{path}: {problems}") from None
     if named:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -201,3 +202,36 @@ def test_warehouse_url_must_be_openable(configs: Path) -> None:
         load_settings(configs, "dev")
     _edit(configs / "environments/dev.yaml", "warehouse: nope://x/y", "warehouse: memory://mfn")
     assert load_settings(configs, "dev").environment.warehouse == "memory://mfn"
+
+
+def test_every_problem_of_an_environment_file_is_listed_at_once(configs: Path) -> None:
+    dev = configs / "environments/dev.yaml"
+    _edit(dev, "executor: in_process", "executor: threads\nlog_levle: INFO")
+    _edit(dev, "max_concurrent: 2", "max_concurrent: 0")
+    _edit(dev, "wall_clock_s: 3600", "wall_clock_s: 0.5")
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(configs, "dev")
+    message = str(excinfo.value)
+    assert message.startswith(f"{dev}: 4 problems: 1) ")
+    for fragment in (
+        "executor = 'threads' is not a known choice; allowed: one of in_process, multiprocess",
+        "max_concurrent = 0 is out of range; allowed: an integer >= 1",
+        # A file sets whole seconds, as before.
+        "limits.wall_clock_s = 0.5 is not an integer; allowed: an integer >= 1",
+        "unknown field 'log_levle' (did you mean 'log_level'?)",
+    ):
+        assert fragment in message
+    assert "\n" not in message
+
+
+def test_a_limit_left_out_is_named(configs: Path) -> None:
+    _edit(configs / "environments/dev.yaml", "  storage_gib: 100", "")
+    with pytest.raises(ConfigError, match=r"missing required field limits.storage_gib"):
+        load_settings(configs, "dev")
+
+
+def test_an_environment_changed_in_code_is_validated_too() -> None:
+    environment = load_settings(CONFIGS, "dev").environment
+    assert dataclasses.replace(environment.limits, wall_clock_s=1e-6).wall_clock_s == 1e-6
+    with pytest.raises(ConfigError, match=r"^max_concurrent = 0 is out of range"):
+        dataclasses.replace(environment, max_concurrent=0)
