@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
-from mfn_core.params import PARAM_SPECS
+from mfn_core.columns import unit_of
 
 ImageFormat = Literal["png", "svg"]
 FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
@@ -68,9 +68,8 @@ def write(figure: Figure, path: Path) -> None:
 
 
 def column_label(column: str) -> str:
-    """An axis label: the column's name and, where it has one, its unit."""
-    spec = PARAM_SPECS.get(column)
-    unit = spec.unit if spec else ""
+    """An axis label: a stored column's name and, where it has one, its unit."""
+    unit = unit_of(column)
     return f"{column} ({unit})" if unit else column
 
 

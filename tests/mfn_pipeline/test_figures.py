@@ -168,6 +168,14 @@ def test_histograms_label_each_panel_and_bin_over_its_own_range() -> None:
     assert image.size == expected_size(figure)
 
 
+@pytest.mark.parametrize(
+    ("column", "label"),
+    [("V_mean", "V_mean (mV)"), ("D_box", "D_box (dimensionless)"), ("seed", "seed")],
+)
+def test_axis_labels_name_the_unit(column: str, label: str) -> None:
+    assert figures.column_label(column) == label
+
+
 def test_markdown_image_round_trips_the_png() -> None:
     png = figures.render(figures.field_figure(field_volts(), "small", 0), "png")
     markdown = figures.markdown_image(png, "caption")
@@ -296,7 +304,8 @@ def test_plot_draws_one_dot_per_run(command: Environment, tmp_path: Path, suffix
         groups = {node.get("id"): node for node in root.iter(f"{SVG}g")}
         assert len(list(groups["runs"].iter(f"{SVG}use"))) == runs
         words = texts(target.read_bytes())
-        assert "seed" in words
+        assert "seed" in words  # a seed has no unit
+        assert "V_mean (mV)" in words
         assert any("V_mean against seed" in w for w in words)
     else:
         with Image.open(target) as image:
