@@ -470,6 +470,45 @@ def arrow_schema(table: str) -> pa.Schema:
     return pa.schema(fields, metadata={b"table": table.encode()})
 
 
+def columns_markdown() -> str:
+    """docs/columns.md: a table per stored table with every column's type, unit,
+    allowed values, nulls and meaning."""
+    lines = [
+        "# Columns of the stored tables",
+        "",
+        "Generated from `mfn_core/columns.py` (the source of the data contract); a test",
+        "keeps this page equal to it. The `field` column is in volts; every `V_*` and",
+        "`dV_*` feature is in millivolts. docs/model.md explains each value.",
+    ]
+    for table, spelled in TABLES.items():
+        lines += [
+            "",
+            f"## `{table}`",
+            "",
+            "| column | type | unit | allowed | null when | meaning |",
+            "|---|---|---|---|---|---|",
+        ]
+        for column in spelled:
+            allowed = [*column.constraints(), *(("unique",) if column.unique else ())]
+            meaning = column.description + (
+                f" Not reproducible: {column.varies}." if column.varies else ""
+            )
+            cells = (
+                f"`{column.name}`",
+                str(column.dtype),
+                column.unit,
+                ", ".join(allowed),
+                column.null_when or "",
+                meaning,
+            )
+            lines.append(
+                "| "
+                + " | ".join(cell.replace("|", "\\|").replace("<", "&lt;") for cell in cells)
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 _UNITS = {
     column.name: column.unit
     for column in (*SWEEP, *ARRAYS, *(c for table in TABLES.values() for c in table))

@@ -12,11 +12,14 @@ import pytest
 
 from mfn_core import ParamError, SimParams, SimulationError, simulate
 from mfn_core import sweep as sweep_module
+from mfn_core.columns import ARRAYS, SWEEP, polars_schema
+from mfn_core.contracts import SCHEMAS, enforce
 from mfn_core.errors import SweepTimeoutError
 from mfn_core.features import ALL_FEATURE_NAMES
 from mfn_core.model import Run
 from mfn_core.presets import Preset, load_preset
-from mfn_core.sweep import SWEEP_SCHEMA, run_sweep, sweep_batches
+from mfn_core.sweep import ARRAY_SCHEMA, SWEEP_SCHEMA, run_sweep, sweep_batches
+from mfn_core.tables import dataset_table, features_table, runs_table, summary_table
 
 PRESETS = Path(__file__).parents[2] / "configs" / "presets"
 
@@ -76,6 +79,32 @@ def test_failing_run_is_a_row_and_the_others_finish(
     assert failed["D_box"].is_null().all()
     assert (df.filter(pl.col("sim_id") != 3)["status"] == "ok").all()
     assert seen == [(k, 10) for k in range(1, 11)]
+
+
+def test_the_sweep_and_its_tables_meet_the_columns_and_contracts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert polars_schema(SWEEP) == SWEEP_SCHEMA
+    assert polars_schema(ARRAYS) == ARRAY_SCHEMA
+    preset = load_preset(PRESETS / "small.yaml")
+
+    def fail_on_seed_45(params: SimParams) -> Run:
+        if params.seed == 45:
+            raise SimulationError("run with seed 45 failed at step 7: V holds NaN or Inf")
+        return simulate(params)
+
+    monkeypatch.setattr(sweep_module, "simulate", fail_on_seed_45)
+    sweep = run_sweep(preset, workers=2, keep_arrays=True)
+    assert sweep.schema == pl.Schema({**SWEEP_SCHEMA, **ARRAY_SCHEMA})
+    runs = enforce(SCHEMAS["simulation_runs"], runs_table(sweep))
+    features = enforce(SCHEMAS["fractal_features"], features_table(runs, workers=2))
+    dataset = enforce(SCHEMAS["mfn_dataset"], dataset_table(runs, features))
+    summary = enforce(SCHEMAS["preset_summary"], summary_table(preset, runs, dataset))
+    assert runs.height == preset.num_samples
+    assert dataset.height == preset.num_samples - 1
+    ok = sweep.filter(pl.col("status") == "ok")
+    assert features.drop("sim_id", "preset").equals(ok.select(ALL_FEATURE_NAMES))
+    assert summary.row(0, named=True)["failed_runs"] == 1
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True])
