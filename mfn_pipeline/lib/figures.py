@@ -28,7 +28,7 @@ FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
 MV_PER_V = 1000.0  # the stored field is in volts; figures speak mV, as the V_* features do
 DPI = 100
 COLORMAP = "viridis"  # perceptually ordered: dark at the field's minimum, yellow at its maximum
-DOT, LINE = "#3b528b", "#21918c"  # viridis shades, so figures of one preset match
+DOT, LINE = "#3b528b", "#21918c"  # shades of the field's colour map, as are the bars
 BARS = ("#3b528b", "#5ec962")
 
 
@@ -60,11 +60,6 @@ def render(figure: Figure, image_format: ImageFormat) -> bytes:
     with mpl.rc_context({"svg.hashsalt": "mfn", "svg.fonttype": "none"}):
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     return buffer.getvalue()
-
-
-def write(figure: Figure, path: Path) -> None:
-    """Write ``figure`` to ``path`` in the format its extension names."""
-    path.write_bytes(render(figure, format_of(path)))
 
 
 def column_label(column: str) -> str:
