@@ -27,8 +27,9 @@ Boundary: TypeAlias = Literal["periodic", "neumann", "dirichlet"]
 BOUNDARIES: tuple[Boundary, ...] = ("periodic", "neumann", "dirichlet")
 SEED_MAX = 2**63 - 1  # seeds are stored as Int64 columns
 _MISSING = object()
-# The error type a spec raises; describe() turns it into "<path> = <value> <problem>".
-VALUE_ERROR = "mfn_value"
+# Error types of the project's checks: describe() shows a VALUE_ERROR as "<path> =
+# <value> <problem>" and a RULE_ERROR (a problem of several fields) as its message.
+VALUE_ERROR, RULE_ERROR = "mfn_value", "mfn_rule"
 _MISSING_TYPES = ("missing", "missing_keyword_only_argument", "missing_argument")
 T = TypeVar("T")
 
@@ -206,7 +207,6 @@ def describe(
     error: ErrorDetails,
     known: Callable[[tuple[int | str, ...]], Sequence[str]],
     unknown: str = "unknown field",
-    prefix: str = "",
 ) -> str:
     """One problem of a pydantic ValidationError as a message part.
 
@@ -214,18 +214,18 @@ def describe(
     "did you mean" hint; ``unknown`` is how such a name is introduced.
     """
     loc = tuple(error["loc"])
-    path = prefix + error_path(loc)
+    path = error_path(loc)
     kind = error["type"]
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         names = known(loc[:-1])
-        where = prefix + error_path(loc[:-1])
+        where = error_path(loc[:-1])
         return (
             f"{unknown} {where + '.' if where else ''}{unknown_names([loc[-1]], names)}; "
             f"allowed: {', '.join(names)}"
         )
     if kind == VALUE_ERROR:
         return f"{path} = {shown(error['input'])} {error['msg']}"
-    if not loc or kind == "mfn_rule":
+    if not loc or kind == RULE_ERROR:
         return error["msg"]
     return f"{path} = {shown(error['input'])} is invalid; allowed: {error['msg'].lower()}"
 
@@ -267,7 +267,9 @@ def describe_all(
 
 
 def raising(
-    error: type[Exception], known: Callable[[tuple[int | str, ...]], Sequence[str]]
+    error: type[Exception],
+    known: Callable[[tuple[int | str, ...]], Sequence[str]],
+    unknown: str = "unknown field",
 ) -> Callable[[T], T]:
     """Make a pydantic dataclass raise ``error`` with the project's message.
 
@@ -291,9 +293,7 @@ def raising(
                         f"{exc.title}() missing required keyword argument "
                         f"{', '.join(map(repr, missing))}"
                     ) from None
-                raise error(
-                    describe_all(details, lambda d: describe(d, known, "unknown parameter"))
-                ) from None
+                raise error(describe_all(details, lambda d: describe(d, known, unknown))) from None
 
         cls.__init__ = validated_init  # type: ignore[misc]
         return cls
@@ -305,7 +305,7 @@ def _param_names(parent: tuple[int | str, ...]) -> Sequence[str]:
     return list(PARAM_SPECS)
 
 
-@raising(ParamError, _param_names)
+@raising(ParamError, _param_names, "unknown parameter")
 @pydantic_dataclasses.dataclass(frozen=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class SimParams:
     """Validated, immutable parameters of one simulation run.

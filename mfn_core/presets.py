@@ -43,6 +43,7 @@ from mfn_core.errors import ParamError
 from mfn_core.features import ALL_FEATURE_NAMES
 from mfn_core.params import (
     PARAM_SPECS,
+    RULE_ERROR,
     SEED_MAX,
     SimParams,
     describe,
@@ -78,7 +79,6 @@ EXPECTABLE_COLUMNS: tuple[str, ...] = (
 # sweep: or params:.
 _NOT_SWEEPABLE = ("grid_size", "steps", "seed")
 SWEEPABLE: tuple[str, ...] = tuple(name for name in PARAM_SPECS if name not in _NOT_SWEEPABLE)
-_RULE = "mfn_rule"  # a problem of several fields; its message names them
 
 
 class PresetError(ParamError):
@@ -103,7 +103,7 @@ def _description(value: object) -> str:
     hidden = next((c for c in value if _is_control(c)), None)
     if hidden is not None:
         raise PydanticCustomError(
-            _RULE,
+            RULE_ERROR,
             "description holds the control character U+{code} at position {at}; allowed: "
             "printable text, line breaks and tabs",
             {"code": f"{ord(hidden):04X}", "at": value.index(hidden)},
@@ -115,7 +115,7 @@ def _column(columns: tuple[str, ...], kind: str) -> Callable[[object], str]:
     def check(value: object) -> str:
         if value not in columns:
             raise PydanticCustomError(
-                _RULE,
+                RULE_ERROR,
                 "is not {kind} column ({near}); allowed: {allowed}",
                 {
                     "kind": kind,
@@ -359,13 +359,13 @@ class Preset:
         for name in self.params:
             if name in swept:
                 raise PydanticCustomError(
-                    _RULE,
+                    RULE_ERROR,
                     "params.{name} is also swept; allowed: set it in sweep or params, not both",
                     {"name": name},
                 )
         if self.base_seed > SEED_MAX - self.num_samples:
             raise PydanticCustomError(
-                _RULE,
+                RULE_ERROR,
                 "base_seed = {value} is invalid; allowed: an integer in [0, {high}] "
                 "(the last run's seed must fit in a 64-bit integer)",
                 {"value": self.base_seed, "high": SEED_MAX - self.num_samples},
@@ -373,7 +373,7 @@ class Preset:
         points = math.prod(len(values) for _, values in self.sweep)
         if points > MAX_SAMPLES:
             raise PydanticCustomError(
-                _RULE,
+                RULE_ERROR,
                 "sweep has {points} grid points; allowed: at most {most}",
                 {"points": points, "most": MAX_SAMPLES},
             )

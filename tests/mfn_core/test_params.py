@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pickle
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from mfn_core import ParamError, SimParams, science
 from mfn_core.params import PARAM_SPECS
@@ -253,3 +255,25 @@ def test_public_entry_points_refuse_huge_integers_with_a_param_error(
         call()
     assert str(excinfo.value).startswith(field)
     assert len(str(excinfo.value)) < 200
+
+
+def test_each_parameter_is_spelled_once_with_range_unit_and_description() -> None:
+    assert list(PARAM_SPECS) == [field.name for field in dataclasses.fields(SimParams)]
+    assert all(spec.description for spec in PARAM_SPECS.values())
+    assert PARAM_SPECS["jitter_var"].unit == "V^2"
+    schema = TypeAdapter(SimParams).json_schema()
+    assert schema["required"] == ["seed"]
+    assert schema["additionalProperties"] is False
+    alpha = schema["properties"]["alpha"]
+    assert (alpha["minimum"], alpha["maximum"], alpha["default"]) == (0.05, 0.24, 0.18)
+    assert alpha["description"].endswith("Unit: 1/step.")
+    assert schema["properties"]["boundary"]["enum"] == ["periodic", "neumann", "dirichlet"]
+
+
+def test_every_problem_is_named_in_one_message() -> None:
+    with pytest.raises(ParamError) as excinfo:
+        SimParams(seed=1, grid_size=2, alpha=0.5, colour="red")  # type: ignore[call-arg]
+    message = str(excinfo.value)
+    assert message.startswith("3 problems: 1) grid_size = 2 is out of range")
+    assert "2) alpha = 0.5 is out of range; allowed: a number in [0.05, 0.24]" in message
+    assert "3) unknown parameter 'colour'" in message
