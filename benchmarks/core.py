@@ -35,7 +35,7 @@ from tests import naive
 ROOT = Path(__file__).parents[1]
 TARGET_SPEEDUP, TARGET_FEATURE_SHARE, TARGET_SWEEP_SCALING = 40.0, 0.05, 1.7
 # Floating-point operations per cell and step of the default run (Turing on, jitter
-# off), counted from MODEL.md: three stencils (15), the V update (2), the activator
+# off), counted from docs/model.md: three stencils (15), the V update (2), the activator
 # and inhibitor reactions (10 + 8 with their diffusion scaling), the threshold boost
 # (3), the clamps of a, i and V (12), the NaN guards (3) and the per-step statistics
 # of |dV| and energy (13).

@@ -1,6 +1,6 @@
 """Slow, obviously-correct NumPy twins of the compiled model and features.
 
-Written straight from MODEL.md, one array operation per sentence of the spec, so a
+Written straight from docs/model.md, one array operation per sentence of the spec, so a
 reader can check them line by line. The compiled code in ``mfn_core`` is asserted
 equal to these: bit for bit on the simulation, within 1e-9 relative on features.
 """
