@@ -1,4 +1,4 @@
-"""Presets: one YAML file describes a sweep of runs (DESIGN.md, Configuration).
+"""Presets: one YAML file describes a sweep of runs (docs/model.md section 7).
 
 Sample order reproduces MFN 4.1: a counter sim_id starts at 0; the cartesian grid of
 the ``sweep`` values (in the order listed) is cycled, each grid point giving
@@ -181,7 +181,8 @@ _RANGE_SCHEMA = {
     "prefixItems": [{"type": "number"}, {"type": "number"}],
     "minItems": 2,
     "maxItems": 2,
-    "description": "[low, high]: every run's value lies in this closed range.",
+    "description": "[low, high] in the column's unit (the V_* features in mV): every "
+    "run's value lies in this closed range.",
 }
 _REASON_SCHEMA = {
     "type": "string",
