@@ -1,4 +1,13 @@
-"""SQL over the warehouse's partitions in a sandbox that can neither write nor read files.
+"""Everything DuckDB: the catalog file users query, and ``mfn sql``'s sandboxed sessions.
+
+The catalog (``mfn.duckdb``) holds one view per table over the current partition files
+(:func:`mfn_pipeline.lib.warehouse.view_files`), named relative to the catalog's folder
+so a copied or moved data folder reads its own files, and written in a storage version
+every DuckDB client from 1.1 on opens. It is rebuilt under a temporary name and
+renamed over the old one when its list of files changes, so a user holding it open
+never blocks a build; a path holding anything but this product's catalog is refused.
+
+SQL over the warehouse's partitions in a sandbox that can neither write nor read files.
 
 A query runs in an in-memory DuckDB database that holds one view per table: an Arrow
 dataset over that table's validated partition files (``storage.view_files``), for a
@@ -17,8 +26,14 @@ limit with no spilling to disk; results stream as Arrow record batches.
 
 from __future__ import annotations
 
+import enum
+import json
+import logging
+import os
 import re
+import stat
 import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +48,15 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from filelock import FileLock
 
-from mfn_pipeline.lib.settings import Environment
+from mfn_pipeline.lib.locations import glob_refusal, nesting_refusal
+from mfn_pipeline.lib.warehouse import ViewFiles, WarehouseError, file_identity, view_files
 
 if TYPE_CHECKING:
-    # Storage loads Dagster: imported where a warehouse is read, so `mfn --help` stays quick.
-    from mfn_pipeline.lib.warehouse import WarehouseError
+    from mfn_pipeline.lib.settings import Environment
+
+logger = logging.getLogger(__name__)
 
 # The limits of one query, with the flags of `mfn sql` that change them; messages
 # name the flag, so each default and flag is spelled here only.
@@ -426,15 +444,13 @@ def json_rows(batch: pa.RecordBatch) -> Iterator[str]:
 
 def open_warehouse(environment: Environment, limits: Limits = Limits()) -> Session:
     """A session over the warehouse's partitions, one view per table that has any."""
-    from mfn_pipeline.lib import warehouse as storage  # noqa: PLC0415
-
-    found = storage.view_files(environment.warehouse)
+    found = view_files(environment.warehouse)
     return Session(
         {view: _dataset(files) for view, files in found.files.items() if files},
         limits,
         found.files,
         found.skipped,
-        storage.catalog_problem(Path(environment.catalog)),
+        catalog_problem(Path(environment.catalog)),
     )
 
 
@@ -446,3 +462,332 @@ def query(
     with open_warehouse(environment) as session:
         schema, batches = session.execute(sql, params).stream("native")
         return pl.DataFrame(pa.Table.from_batches(list(batches), schema=schema))
+
+
+# --- the catalog file: what a path holds, and its rebuilds -----------------------------
+
+# A DuckDB database file: an 8-byte checksum, then these bytes.
+DUCKDB_MAGIC, DUCKDB_MAGIC_OFFSET = b"DUCK", 8
+# The table that marks this product's catalog, and how a user rebuilds one.
+MARKER_TABLE = "mfn_catalog_info"
+REBUILD = "it is rebuilt by the next build, or now with: mfn catalog"
+# DuckDB's words for a file another process holds open read-write, and for one this
+# process holds under other settings. Matched exactly: a damaged file's messages
+# ("... checksum ... in block ...") must never read as held.
+_HELD_ELSEWHERE = "Could not set lock on file"
+_HELD_HERE = "with a different configuration"
+# A held catalog is recognised by its marker's name in the file; a catalog holds
+# only views, so the name lies well within this many bytes.
+_MARKER_SCAN_BYTES = 16 * 1024 * 1024
+
+
+class CatalogState(enum.Enum):
+    """What a catalog path holds."""
+
+    ABSENT = "absent"
+    OURS = "ours"  # this product's catalog, healthy
+    EMPTY = "empty"  # zero bytes: e.g. a full disk, an interrupted copy
+    DAMAGED = "damaged"  # carries DuckDB's magic bytes, does not open
+    HELD = "held"  # this product's catalog, open read-write in another process
+    HELD_FOREIGN = "held foreign"  # a DuckDB database held by another process, not ours
+    FOREIGN_DUCKDB = "foreign duckdb"  # a DuckDB database without the marker table
+    NOT_DUCKDB = "not duckdb"  # any other file
+    NOT_A_FILE = "not a file"  # a folder, a device, a socket
+    UNREADABLE = "unreadable"  # the OS refuses to look at it
+    SYMLINK = "symlink"
+
+
+@dataclass(frozen=True)
+class CatalogFile:
+    """The state of a catalog path and, for a refusal or a fault, DuckDB's words."""
+
+    path: Path
+    state: CatalogState
+    detail: str = ""
+
+    def problem(self) -> str | None:
+        """One line saying what is wrong with this catalog and how to fix it, or None."""
+        path, detail = self.path, self.detail
+        match self.state:
+            case CatalogState.ABSENT | CatalogState.OURS:
+                return None
+            case CatalogState.EMPTY:
+                return f"{path}: the catalog is empty (0 bytes); {REBUILD}"
+            case CatalogState.DAMAGED:
+                return f"{path}: the catalog is damaged ({detail}); {REBUILD}"
+            case CatalogState.HELD:
+                return (
+                    f"{path}: another process holds the catalog open read-write ({detail}); "
+                    "close that connection and open it with read_only=True "
+                    "(duckdb.connect(path, read_only=True), or duckdb -readonly)"
+                )
+        return self.refusal()
+
+    def refusal(self) -> str | None:
+        """Why a rebuild must not replace this file, or None if it may."""
+        path = self.path
+        where = "point MFN_CATALOG (or catalog: in the environment file) at a file of its own"
+        match self.state:
+            case CatalogState.SYMLINK:
+                return (
+                    f"{path}: the catalog path is a symbolic link (to {os.readlink(path)}), "
+                    f"which a rebuild would replace by a file; name the real file or {where}"
+                )
+            case CatalogState.NOT_A_FILE:
+                return f"{path}: the catalog path is {self.detail}, not a file; {where}"
+            case CatalogState.UNREADABLE:
+                return (
+                    f"{path}: the catalog path cannot be read ({self.detail}), so it cannot "
+                    f"be told to be this product's catalog; fix its permissions or {where}"
+                )
+            case CatalogState.NOT_DUCKDB:
+                return (
+                    f"{path}: exists and is not a DuckDB database, so not this product's "
+                    f"catalog, and a rebuild would overwrite it; {where}"
+                )
+            case CatalogState.FOREIGN_DUCKDB | CatalogState.HELD_FOREIGN:
+                seen = f" ({self.detail})" if self.detail else ""
+                return (
+                    f"{path}: a DuckDB database without the table {MARKER_TABLE}{seen}, so "
+                    f"not this product's catalog, and a rebuild would overwrite it; {where}"
+                )
+        return None
+
+
+def inspect_catalog(path: Path) -> CatalogFile:
+    """What the file at ``path`` is, as far as rebuilding the catalog there is concerned."""
+    try:
+        return _file_state(path) or _database_state(path)
+    except OSError as exc:
+        return CatalogFile(path, CatalogState.UNREADABLE, exc.strerror or str(exc))
+
+
+def _file_state(path: Path) -> CatalogFile | None:
+    """The state told by the file system and the first bytes, or None for a DuckDB file."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return CatalogFile(path, CatalogState.ABSENT)
+    if stat.S_ISLNK(info.st_mode):
+        return CatalogFile(path, CatalogState.SYMLINK)
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a special file"
+        return CatalogFile(path, CatalogState.NOT_A_FILE, kind)
+    if info.st_size == 0:
+        return CatalogFile(path, CatalogState.EMPTY)
+    with path.open("rb") as handle:
+        head = handle.read(DUCKDB_MAGIC_OFFSET + len(DUCKDB_MAGIC))
+    if head[DUCKDB_MAGIC_OFFSET:] != DUCKDB_MAGIC:
+        return CatalogFile(path, CatalogState.NOT_DUCKDB)
+    return None
+
+
+def _database_state(path: Path) -> CatalogFile:
+    """The state of a file that carries DuckDB's magic bytes, told by opening it."""
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            tables = con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND table_name = ?",
+                [MARKER_TABLE],
+            ).fetchall()
+    except duckdb.Error as exc:
+        detail = str(exc).splitlines()[0]
+        # Another process's write lock, or this process holding it under another
+        # configuration: the file is fine, but who owns it is read from its bytes.
+        if _HELD_ELSEWHERE in detail or _HELD_HERE in detail:
+            held = CatalogState.HELD if _holds_marker(path) else CatalogState.HELD_FOREIGN
+            return CatalogFile(path, held, detail)
+        # A database of a newer DuckDB is someone's data, unless it names our marker.
+        if "version" in detail.lower() and not _holds_marker(path):
+            return CatalogFile(path, CatalogState.FOREIGN_DUCKDB, detail)
+        return CatalogFile(path, CatalogState.DAMAGED, detail)
+    ours = tables == [(1,)]
+    return CatalogFile(path, CatalogState.OURS if ours else CatalogState.FOREIGN_DUCKDB)
+
+
+def _holds_marker(path: Path) -> bool:
+    """Whether the DuckDB file at ``path`` names this product's marker table."""
+    marker = MARKER_TABLE.encode()
+    with path.open("rb") as handle:
+        tail = b""
+        for _ in range(_MARKER_SCAN_BYTES // (1 << 20)):
+            block = handle.read(1 << 20)
+            if not block:
+                return False
+            if marker in tail + block:
+                return True
+            tail = block[-len(marker) :]
+    return False
+
+
+# Every DuckDB client from 1.1 on opens a catalog of this storage version; the
+# catalog holds only views, so a newer version would gain nothing.
+CATALOG_STORAGE_VERSION = "v1.1.0"
+# The catalog records which files its views read in this table (mfn_catalog_info).
+_READ_SIGNATURE = f"SELECT signature FROM {MARKER_TABLE}"  # nosec B608 - a constant
+# Catalog signature this process last saw, keyed by the catalog file's identity.
+_KNOWN_CATALOGS: dict[tuple[str, tuple[int, int, int]], str] = {}
+
+
+def catalog_files(catalog: Path) -> tuple[Path, Path, Path]:
+    """The catalog, DuckDB's write-ahead log beside it, and the lock its rebuilds take."""
+    return (
+        catalog,
+        catalog.with_name(f"{catalog.name}.wal"),
+        catalog.with_name(f"{catalog.name}.lock"),
+    )
+
+
+def _catalog_lock(catalog: Path) -> FileLock:
+    """Serialises catalog rebuilds across processes (builds of several presets at once)."""
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(catalog_files(catalog)[2])
+
+
+def _catalog_name(file: str, folder: Path) -> str:
+    """How the catalog names ``file``: relative to the catalog's own folder, so a copied
+    or moved folder of catalog and warehouse reads its own files. URLs stay as they are.
+    """
+    if "://" in file:
+        return file
+    name = os.path.relpath(file, folder)
+    # A client resolves '..' from the folder it really is in (its working directory or
+    # file_search_path): through a symlinked folder the lexical name would miss.
+    real = os.path.realpath(folder)
+    if os.path.realpath(os.path.join(real, name)) != os.path.realpath(file):
+        name = os.path.relpath(os.path.realpath(file), real)
+    return name
+
+
+def _current_signature(catalog: Path) -> str | None:
+    """The signature held by ``catalog`` if it is this product's healthy catalog."""
+    identity = file_identity(catalog)
+    if identity is None:
+        return None
+    known = _KNOWN_CATALOGS.get((str(catalog), identity))
+    if known is not None:
+        return known
+    try:
+        with duckdb.connect(str(catalog), read_only=True) as con:
+            row = con.execute(_READ_SIGNATURE).fetchall()
+    except duckdb.Error:
+        return None  # damaged, held, or from an older layout: rebuild it
+    if not row:
+        return None
+    _KNOWN_CATALOGS[(str(catalog), identity)] = str(row[0][0])
+    return str(row[0][0])
+
+
+def check_catalog_target(root: str, catalog: Path) -> None:
+    """Raise WarehouseError if a rebuild must not write ``catalog`` (nothing is written)."""
+    identity = file_identity(catalog)
+    if identity is not None and (str(catalog), identity) in _KNOWN_CATALOGS:
+        return  # this process built or read that very file
+    refusal = (
+        glob_refusal("warehouse", root)
+        or glob_refusal("catalog", str(catalog))
+        or inspect_catalog(catalog).refusal()
+        or nesting_refusal(root, catalog)
+    )
+    if refusal:
+        raise WarehouseError(f"catalog not rebuilt: {refusal}")
+
+
+def catalog_problem(catalog: Path) -> str | None:
+    """None when the catalog is healthy or absent; else one line saying what is wrong
+    (empty, damaged, held read-write by another process, not this product's) and the fix.
+    """
+    return inspect_catalog(catalog).problem()
+
+
+_ORPHAN = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{32}\.tmp(\.wal)?")
+
+
+def _remove_catalog_orphans(catalog: Path) -> None:
+    """Delete what killed rebuilds left; called under the catalog lock, so no rebuild is live."""
+    if not catalog.parent.is_dir():
+        return
+    for entry in catalog.parent.iterdir():
+        match = _ORPHAN.fullmatch(entry.name)
+        if match and match["name"] == catalog.name:
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                logger.warning("left %s in place: %s", entry, exc)
+
+
+def _sql_literal(text: str) -> str:
+    # DDL cannot take bound parameters; the paths come from the environment config
+    # and the warehouse's listing of files whose names were checked, never from users.
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class CatalogRefresh:
+    """What a catalog refresh did: whether the file was rebuilt, and the files it views."""
+
+    rebuilt: bool
+    views: ViewFiles
+
+
+def refresh_catalog(root: str, catalog: Path, force: bool = False) -> CatalogRefresh:
+    """Make ``catalog`` hold one view per stored table over exactly its valid files.
+
+    The catalog is rebuilt when the list of files changes (or with ``force``); files
+    left out are logged as warnings and returned. A path that is not this product's
+    catalog is refused with a WarehouseError before anything is written.
+    """
+    with _catalog_lock(catalog):
+        # No rebuild runs while the lock is held: any temporary file is an orphan.
+        _remove_catalog_orphans(catalog)
+        views = view_files(root)
+        for line in views.skipped:
+            logger.warning("%s", line)
+        sources = {
+            view: tuple(_catalog_name(file, catalog.parent) for file in files)
+            for view, files in views.files.items()
+        }
+        signature = json.dumps(
+            {"storage": CATALOG_STORAGE_VERSION, "views": sources}, sort_keys=True
+        )
+        if not force and _current_signature(catalog) == signature:
+            return CatalogRefresh(False, views)
+        check_catalog_target(root, catalog)
+        _build_catalog(catalog, sources, signature)
+        logger.info("catalog %s now has views %s", catalog, ", ".join(sources) or "(none)")
+        return CatalogRefresh(True, views)
+
+
+def _build_catalog(catalog: Path, sources: Mapping[str, tuple[str, ...]], signature: str) -> None:
+    """Write the catalog under a temporary name and rename it over the old one."""
+    tmp = catalog.with_name(f".{catalog.name}.{uuid.uuid4().hex}.tmp")
+    new = "mfn_new_catalog"
+    try:
+        with duckdb.connect() as con:
+            # Relative names bind against the catalog's folder, as they do for users.
+            con.execute("SET file_search_path = ?", [str(catalog.parent)])
+            con.execute(
+                f"ATTACH {_sql_literal(str(tmp))} AS {new} "
+                f"(STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')"
+            )
+            for view, files in sources.items():
+                listed = ", ".join(_sql_literal(file) for file in files)
+                # View names are the constants of VIEWS; the files are quoted names
+                # listed from the warehouse. DDL cannot take bound parameters.
+                ddl = (
+                    f"CREATE VIEW {new}.{view} AS SELECT * FROM read_parquet("  # nosec B608
+                    f"[{listed}], union_by_name = true)"
+                )
+                con.execute(ddl)
+            con.execute(f"CREATE TABLE {new}.{MARKER_TABLE} (signature VARCHAR)")
+            con.execute(f"INSERT INTO {new}.{MARKER_TABLE} VALUES (?)", [signature])  # nosec B608
+            con.execute(f"DETACH {new}")
+        os.replace(tmp, catalog)
+        if (identity := file_identity(catalog)) is not None:
+            _KNOWN_CATALOGS[(str(catalog), identity)] = signature
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)

@@ -6,19 +6,17 @@ partition. No file ever changes content once named: DuckDB opens a file more tha
 during one query, so a file replaced in between would be read half old, half new.
 A superseded generation stays for SUPERSEDED_KEPT_S, so a reader that listed it (a
 DuckDB connection holding the previous catalog) still finds it, then the next write of
-that partition deletes it. ``mfn.duckdb`` holds views over the current files; it is
-rebuilt under a temporary name and renamed over the old one, so a user holding it open
-never blocks a build.
+that partition deletes it. Which files the catalog's views read is told by
+:func:`view_files`; the catalog itself is mfn_pipeline.lib.catalog's.
 """
 
-# Dagster and pydantic read the resource annotations at runtime: no postponed
-# annotations in this module.
+from __future__ import annotations
+
 import calendar
 import contextlib
 import errno
 import fcntl
 import itertools
-import json
 import logging
 import os
 import re
@@ -31,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal, cast
 
-import dagster as dg
-import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,12 +36,6 @@ from upath import UPath
 
 from mfn_core.contracts import SCHEMAS
 from mfn_core.presets import NAME_PATTERN
-from mfn_pipeline.lib.locations import (
-    MARKER_TABLE,
-    glob_refusal,
-    inspect_catalog,
-    nesting_refusal,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -79,13 +69,6 @@ VIEWS: dict[str, str] = {
 # Tables of append-only records, TABLE/<preset>/<run id>.parquet. A record is history
 # no build rewrites, so one of an older layout (fewer columns) stays in its view.
 RECORD_TABLES = frozenset({"builds"})
-# Every DuckDB client from 1.1 on opens a catalog of this storage version; the
-# catalog holds only views, so a newer version would gain nothing.
-CATALOG_STORAGE_VERSION = "v1.1.0"
-# The catalog records which files its views read in this table (mfn_catalog_info).
-_READ_SIGNATURE = f"SELECT signature FROM {MARKER_TABLE}"  # nosec B608 - a constant
-# Catalog signature this process last saw, keyed by the catalog file's identity.
-_KNOWN_CATALOGS: dict[tuple[str, tuple[int, int, int]], str] = {}
 # Why a local warehouse file stays out of the views (None: it is viewed), keyed by
 # its path and identity, so a catalog refresh reads only new or changed footers.
 _FILE_VERDICTS: dict[tuple[str, tuple[int, int, int]], str | None] = {}
@@ -116,10 +99,10 @@ def _is_local(path: UPath) -> bool:
 
 @dataclass(frozen=True)
 class Warehouse:
-    """Where tables live (a folder or fsspec URL) and the DuckDB catalog that views them.
+    """Where tables live (a folder or fsspec URL), and the catalog file that views them.
 
-    A plain object, bound as a fixed resource (mfn_pipeline.definitions): only the
-    environment configuration places it, never a run's config.
+    A plain object, bound as a fixed resource: only the environment configuration
+    places it, never a run's config.
     """
 
     root: str
@@ -219,10 +202,7 @@ class Warehouse:
         """Write ``content`` (a frame, or what writes the file) atomically, retrying hiccups.
 
         ``retry()`` says whether the content can still be written again after a failure.
-        A catalog path that is not this product's catalog is refused first, so a
-        refused configuration replaces no partition either.
         """
-        check_catalog_target(self.root, Path(self.catalog))
         attempts = len(WRITE_RETRY_DELAYS_S) + 1
         for attempt in range(1, attempts + 1):
             try:
@@ -253,14 +233,6 @@ class Warehouse:
                     f"{path}: could not be written {tries} ({reason}); the previous version, "
                     f"if any, is untouched; {fix}, then rebuild"
                 ) from exc
-        try:
-            refresh_catalog(self.root, Path(self.catalog))
-        except duckdb.Error as exc:
-            # The data is stored and valid; only the SQL views lag (e.g. a remote
-            # warehouse DuckDB cannot reach). Say so instead of failing the build.
-            logger.warning(
-                "stored %s, but the catalog %s could not be refreshed: %s", path, self.catalog, exc
-            )
         return path
 
     def read(self, table: str, partition: str, columns: list[str] | None = None) -> pl.DataFrame:
@@ -424,7 +396,8 @@ def _checked(name: str, what: str = "partition", pattern: re.Pattern[str] = NAME
     return name
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """A local file's inode, modification time and size (None if absent): it changes on replace."""
     try:
         stat = path.stat()
     except FileNotFoundError:
@@ -551,27 +524,6 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def catalog_files(catalog: Path) -> tuple[Path, Path, Path]:
-    """The catalog, DuckDB's write-ahead log beside it, and the lock its rebuilds take."""
-    return (
-        catalog,
-        catalog.with_name(f"{catalog.name}.wal"),
-        catalog.with_name(f"{catalog.name}.lock"),
-    )
-
-
-@contextlib.contextmanager
-def _catalog_lock(catalog: Path) -> Iterator[None]:
-    """Serialise catalog rebuilds across processes (builds of several presets at once)."""
-    catalog.parent.mkdir(parents=True, exist_ok=True)
-    with open(catalog_files(catalog)[2], "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 @dataclass(frozen=True)
 class ViewFiles:
     """The partition files each catalog view reads, and the files left out."""
@@ -651,7 +603,7 @@ def _candidates(folder: UPath, records: bool) -> Iterator[tuple[UPath, str | Non
 
 def _verdict(path: UPath, table: str) -> str | None:
     """Why ``path`` is not a file of ``table`` (None: it is), remembered per file identity."""
-    identity = _identity(Path(path.path)) if _is_local(path) else None
+    identity = file_identity(Path(path.path)) if _is_local(path) else None
     if identity is None:
         return _schema_problem(path, table)
     key = (str(path), identity)
@@ -746,185 +698,3 @@ def _some(items: list[str], shown: int = 4) -> str:
     """The first ``shown`` items and how many more, so a message stays one short line."""
     more = len(items) - shown
     return ", ".join(items[:shown]) + (f" and {more} more" if more > 0 else "")
-
-
-def _catalog_name(file: str, folder: Path) -> str:
-    """How the catalog names ``file``: relative to the catalog's own folder, so a copied
-    or moved folder of catalog and warehouse reads its own files. URLs stay as they are.
-    """
-    if "://" in file:
-        return file
-    name = os.path.relpath(file, folder)
-    # A client resolves '..' from the folder it really is in (its working directory or
-    # file_search_path): through a symlinked folder the lexical name would miss.
-    real = os.path.realpath(folder)
-    if os.path.realpath(os.path.join(real, name)) != os.path.realpath(file):
-        name = os.path.relpath(os.path.realpath(file), real)
-    return name
-
-
-def _current_signature(catalog: Path) -> str | None:
-    """The signature held by ``catalog`` if it is this product's healthy catalog."""
-    identity = _identity(catalog)
-    if identity is None:
-        return None
-    known = _KNOWN_CATALOGS.get((str(catalog), identity))
-    if known is not None:
-        return known
-    try:
-        with duckdb.connect(str(catalog), read_only=True) as con:
-            row = con.execute(_READ_SIGNATURE).fetchall()
-    except duckdb.Error:
-        return None  # damaged, held, or from an older layout: rebuild it
-    if not row:
-        return None
-    _KNOWN_CATALOGS[(str(catalog), identity)] = str(row[0][0])
-    return str(row[0][0])
-
-
-def check_catalog_target(root: str, catalog: Path) -> None:
-    """Raise WarehouseError if a rebuild must not write ``catalog`` (nothing is written)."""
-    identity = _identity(catalog)
-    if identity is not None and (str(catalog), identity) in _KNOWN_CATALOGS:
-        return  # this process built or read that very file
-    refusal = (
-        glob_refusal("warehouse", root)
-        or glob_refusal("catalog", str(catalog))
-        or inspect_catalog(catalog).refusal()
-        or nesting_refusal(root, catalog)
-    )
-    if refusal:
-        raise WarehouseError(f"catalog not rebuilt: {refusal}")
-
-
-def catalog_problem(catalog: Path) -> str | None:
-    """None when the catalog is healthy or absent; else one line saying what is wrong
-    (empty, damaged, held read-write by another process, not this product's) and the fix.
-    """
-    return inspect_catalog(catalog).problem()
-
-
-_ORPHAN = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{32}\.tmp(\.wal)?")
-
-
-def _remove_catalog_orphans(catalog: Path) -> None:
-    """Delete what killed rebuilds left; called under the catalog lock, so no rebuild is live."""
-    if not catalog.parent.is_dir():
-        return
-    for entry in catalog.parent.iterdir():
-        match = _ORPHAN.fullmatch(entry.name)
-        if match and match["name"] == catalog.name:
-            try:
-                entry.unlink()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                logger.warning("left %s in place: %s", entry, exc)
-
-
-def _sql_literal(text: str) -> str:
-    # DDL cannot take bound parameters; the paths come from the environment config
-    # and the warehouse's listing of files whose names were checked, never from users.
-    return "'" + text.replace("'", "''") + "'"
-
-
-@dataclass(frozen=True)
-class CatalogRefresh:
-    """What a catalog refresh did: whether the file was rebuilt, and the files it views."""
-
-    rebuilt: bool
-    views: ViewFiles
-
-
-def refresh_catalog(root: str, catalog: Path, force: bool = False) -> CatalogRefresh:
-    """Make ``catalog`` hold one view per stored table over exactly its valid files.
-
-    The catalog is rebuilt when the list of files changes (or with ``force``); files
-    left out are logged as warnings and returned. A path that is not this product's
-    catalog is refused with a WarehouseError before anything is written.
-    """
-    with _catalog_lock(catalog):
-        # No rebuild runs while the lock is held: any temporary file is an orphan.
-        _remove_catalog_orphans(catalog)
-        views = view_files(root)
-        for line in views.skipped:
-            logger.warning("%s", line)
-        sources = {
-            view: tuple(_catalog_name(file, catalog.parent) for file in files)
-            for view, files in views.files.items()
-        }
-        signature = json.dumps(
-            {"storage": CATALOG_STORAGE_VERSION, "views": sources}, sort_keys=True
-        )
-        if not force and _current_signature(catalog) == signature:
-            return CatalogRefresh(False, views)
-        check_catalog_target(root, catalog)
-        _build_catalog(catalog, sources, signature)
-        logger.info("catalog %s now has views %s", catalog, ", ".join(sources) or "(none)")
-        return CatalogRefresh(True, views)
-
-
-def _build_catalog(catalog: Path, sources: Mapping[str, tuple[str, ...]], signature: str) -> None:
-    """Write the catalog under a temporary name and rename it over the old one."""
-    tmp = catalog.with_name(f".{catalog.name}.{uuid.uuid4().hex}.tmp")
-    new = "mfn_new_catalog"
-    try:
-        with duckdb.connect() as con:
-            # Relative names bind against the catalog's folder, as they do for users.
-            con.execute("SET file_search_path = ?", [str(catalog.parent)])
-            con.execute(
-                f"ATTACH {_sql_literal(str(tmp))} AS {new} "
-                f"(STORAGE_VERSION '{CATALOG_STORAGE_VERSION}')"
-            )
-            for view, files in sources.items():
-                listed = ", ".join(_sql_literal(file) for file in files)
-                # View names are the constants of VIEWS; the files are quoted names
-                # listed from the warehouse. DDL cannot take bound parameters.
-                ddl = (
-                    f"CREATE VIEW {new}.{view} AS SELECT * FROM read_parquet("  # nosec B608
-                    f"[{listed}], union_by_name = true)"
-                )
-                con.execute(ddl)
-            con.execute(f"CREATE TABLE {new}.{MARKER_TABLE} (signature VARCHAR)")
-            con.execute(f"INSERT INTO {new}.{MARKER_TABLE} VALUES (?)", [signature])  # nosec B608
-            con.execute(f"DETACH {new}")
-        os.replace(tmp, catalog)
-        if (identity := _identity(catalog)) is not None:
-            _KNOWN_CATALOGS[(str(catalog), identity)] = signature
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class WarehouseIOManager(dg.IOManager):
-    """Stores each asset partition as one atomically replaced Parquet file."""
-
-    warehouse: Warehouse
-
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        path = self.warehouse.write(context.asset_key.path[-1], context.partition_key, obj)
-        metadata: dict[str, dg.MetadataValue] = {
-            "path": dg.MetadataValue.path(str(path)),
-            "size_bytes": dg.MetadataValue.int(path.stat().st_size),
-        }
-        # Files the catalog's views leave out are shown where the build is looked at;
-        # their footers were just read by the write's catalog refresh, so this only lists.
-        skipped = view_files(self.warehouse.root).skipped
-        if skipped:
-            metadata["catalog_skipped_files"] = dg.MetadataValue.md(
-                "\n".join(f"- {line}" for line in skipped)
-            )
-        context.add_output_metadata(metadata)
-
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        # An input may name the columns it needs (AssetIn metadata), so a summary does
-        # not read every stored field.
-        columns = (context.definition_metadata or {}).get("columns")
-        try:
-            return self.warehouse.read(
-                context.asset_key.path[-1], context.asset_partition_key, columns
-            )
-        except WarehouseError as exc:
-            # A missing or damaged file stays so until it is rebuilt: retrying cannot help.
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc

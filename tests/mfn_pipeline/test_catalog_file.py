@@ -4,6 +4,7 @@ the product's own files, and it never replaces a file that is not the product's 
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import logging
@@ -21,18 +22,11 @@ import duckdb
 import polars as pl
 import pytest
 
-from mfn_pipeline.lib.settings import ConfigError, load_settings
-from mfn_pipeline.lib.warehouse import (
-    VIEWS,
-    Warehouse,
-    WarehouseError,
-    WarehouseIOManager,
-    catalog_problem,
-    refresh_catalog,
-    view_files,
-)
+from mfn_pipeline.lib.catalog import catalog_problem, refresh_catalog
+from mfn_pipeline.lib.settings import ConfigError, Environment, load_settings
+from mfn_pipeline.lib.warehouse import VIEWS, Warehouse, WarehouseError, view_files
 
-from .conftest import PROJECT, catalog_connection, contract_frame
+from .conftest import PROJECT, build, catalog_connection, contract_frame, project_settings
 
 TABLES = [table for table in VIEWS.values() if table != "builds"]
 EXPECTED_ROWS = {"runs": 5, "features": 5, "dataset": 5, "preset_summary": 2, "builds": 2}
@@ -46,6 +40,7 @@ def fill(warehouse: Warehouse) -> None:
             warehouse.write(table, preset, contract_frame(table, preset, rows=n))
         record = contract_frame("builds", preset, build_id=f"run-{preset}")
         warehouse.write_record("builds", preset, f"run-{preset}", record)
+    refresh_catalog(warehouse.root, Path(warehouse.catalog))
 
 
 def counts(catalog: Path) -> dict[str, int]:
@@ -168,6 +163,8 @@ def test_a_copied_data_folder_reads_its_own_files_and_a_moved_one_still_works(
     original.write("mfn_dataset", "small", contract_frame("mfn_dataset", sim_id=[41]))
     copied = Warehouse(root=str(copy / "warehouse"), catalog=str(copy / "mfn.duckdb"))
     copied.write("mfn_dataset", "small", contract_frame("mfn_dataset", sim_id=[42]))
+    for warehouse in (original, copied):
+        refresh_catalog(warehouse.root, Path(warehouse.catalog))
     query = "SELECT sim_id FROM dataset WHERE preset = 'small'"
     with catalog_connection(copy / "mfn.duckdb") as con:
         assert con.execute(query).fetchall() == [(42,)]
@@ -253,22 +250,14 @@ def test_foreign_files_are_left_out_with_a_reason_and_the_catalog_still_builds(
 
 
 def test_a_build_shows_the_files_the_catalog_leaves_out(
-    warehouse: Warehouse, instance: dg.DagsterInstance
+    environment: Environment, warehouse: Warehouse, instance: dg.DagsterInstance
 ) -> None:
     stray = Path(warehouse.root) / "preset_summary" / "export.parquet"
     stray.parent.mkdir(parents=True)
     pl.DataFrame({"x": [1]}).write_parquet(stray)
 
-    @dg.asset(name="preset_summary", partitions_def=dg.StaticPartitionsDefinition(["small"]))
-    def summary() -> pl.DataFrame:
-        return contract_frame("preset_summary")
-
-    result = dg.materialize(
-        [summary],
-        partition_key="small",
-        instance=instance,
-        resources={"io_manager": WarehouseIOManager(warehouse=warehouse)},
-    )
+    result = build("small", environment, instance)
+    assert result.success
     (materialization,) = result.asset_materializations_for_node("preset_summary")
     listed = materialization.metadata["catalog_skipped_files"].value
     assert f"{stray}: left out of view preset_summary" in str(listed)
@@ -336,7 +325,8 @@ def test_the_signature_follows_the_list_of_files(warehouse: Warehouse) -> None:
     catalog = Path(warehouse.catalog)
     assert not refresh_catalog(warehouse.root, catalog).rebuilt
     warehouse.write_record("builds", "small", "run-2", contract_frame("builds", build_id="run-2"))
-    assert counts(catalog)["builds"] == 3  # written by the write itself
+    assert refresh_catalog(warehouse.root, catalog).rebuilt
+    assert counts(catalog)["builds"] == 3
     (Path(warehouse.root) / "builds" / "small" / "run-2.parquet").unlink()
     assert refresh_catalog(warehouse.root, catalog).rebuilt
     assert counts(catalog)["builds"] == 2
@@ -402,11 +392,20 @@ def test_a_catalog_path_that_is_not_the_products_catalog_is_refused_before_any_w
     # Checked again right before a write: nothing is replaced, not even the partition.
     partitions = {p: p.read_bytes() for p in root.rglob("*.parquet")}
     before = target.read_bytes() if target.is_file() else None
-    pointed = Warehouse(root=str(root), catalog=str(target))
-    with pytest.raises(WarehouseError, match=message):
-        pointed.write("mfn_dataset", "small", contract_frame("mfn_dataset", sim_id=[99]))
     with pytest.raises(WarehouseError, match=message):
         refresh_catalog(str(root), target, force=True)
+    # A build whose catalog path changed after its configuration loaded stops at its
+    # first step, before that step writes a partition.
+    monkeypatch.delenv("MFN_CATALOG")
+    environment = dataclasses.replace(
+        project_settings().environment, warehouse=str(root), catalog=target
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = build("small", environment, instance)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "simulation_runs"
+    assert message in str(failure.event_specific_data)
     assert {p: p.read_bytes() for p in root.rglob("*.parquet")} == partitions
     assert (target.read_bytes() if target.is_file() else None) == before
 
@@ -466,6 +465,7 @@ def test_a_catalog_held_read_write_elsewhere_says_open_it_read_only(warehouse: W
         assert f"PID {holder.pid}" in problem
         # It is still this product's catalog: a build replaces it all the same.
         warehouse.write("mfn_dataset", "large", contract_frame("mfn_dataset", "large"))
+        assert refresh_catalog(warehouse.root, catalog).rebuilt
         assert counts(catalog)["dataset"] == EXPECTED_ROWS["dataset"] + 1
     finally:
         holder.kill()
@@ -484,8 +484,9 @@ def test_a_foreign_database_held_elsewhere_is_not_replaced(tmp_path: Path) -> No
         before = other.read_bytes()
         assert "without the table mfn_catalog_info" in str(catalog_problem(other))
         warehouse = Warehouse(root=str(tmp_path / "warehouse"), catalog=str(other))
+        warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset"))
         with pytest.raises(WarehouseError, match="without the table mfn_catalog_info"):
-            warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset"))
+            refresh_catalog(warehouse.root, other)
         assert other.read_bytes() == before
     finally:
         holder.kill()
@@ -529,7 +530,7 @@ def test_a_catalog_inside_the_warehouse_tables_or_equal_to_it_is_refused(
 REBUILDER = """
 import sys
 from pathlib import Path
-from mfn_pipeline.lib.warehouse import refresh_catalog
+from mfn_pipeline.lib.catalog import refresh_catalog
 print("ready", flush=True)
 while True:
     refresh_catalog(sys.argv[1], Path(sys.argv[2]), force=True)

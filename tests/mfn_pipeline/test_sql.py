@@ -24,15 +24,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from mfn_pipeline import cli
-from mfn_pipeline.defs.partitions import SETTINGS
 from mfn_pipeline.lib import catalog
 from mfn_pipeline.lib.catalog import QueryFailedError, QueryRefusedError
 from mfn_pipeline.lib.settings import Environment
 from mfn_pipeline.lib.warehouse import Warehouse, WarehouseError
 
-from .conftest import PROJECT, build
+from .conftest import PROJECT, build, project_settings
 
-SMALL_RUNS = SETTINGS.presets["small"].num_samples
+SMALL_RUNS = project_settings().presets["small"].num_samples
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,9 @@ def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small preset built once for real; tests copy it and never change this one."""
     root = tmp_path_factory.mktemp("sql")
     environment = dataclasses.replace(
-        SETTINGS.environment, warehouse=str(root / "warehouse"), catalog=root / "mfn.duckdb"
+        project_settings().environment,
+        warehouse=str(root / "warehouse"),
+        catalog=root / "mfn.duckdb",
     )
     with dg.DagsterInstance.ephemeral() as instance:
         assert build("small", environment, instance).success
@@ -58,14 +59,16 @@ def local(built_warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     shutil.copytree(built_warehouse / "warehouse", tmp_path / "warehouse")
     shutil.copy(built_warehouse / "mfn.duckdb", tmp_path / "mfn.duckdb")
     environment = dataclasses.replace(
-        SETTINGS.environment, warehouse=str(tmp_path / "warehouse"), catalog=tmp_path / "mfn.duckdb"
+        project_settings().environment,
+        warehouse=str(tmp_path / "warehouse"),
+        catalog=tmp_path / "mfn.duckdb",
     )
     use(environment, monkeypatch)
     return environment
 
 
 def use(environment: Environment, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = dataclasses.replace(SETTINGS, environment=environment)
+    settings = dataclasses.replace(project_settings(), environment=environment)
     monkeypatch.setattr(cli, "_settings", lambda: settings)
 
 

@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from upath import UPath
 
-from mfn_pipeline.defs.partitions import SETTINGS
 from mfn_pipeline.lib import warehouse as storage
-from mfn_pipeline.lib.warehouse import Warehouse, WarehouseError, refresh_catalog
+from mfn_pipeline.lib.catalog import refresh_catalog
+from mfn_pipeline.lib.warehouse import Warehouse, WarehouseError
 
-from .conftest import PROJECT, catalog_connection, contract_frame
+from .conftest import PROJECT, catalog_connection, contract_frame, project_settings
 
 
 def test_a_write_adds_a_generation_and_the_newest_is_the_partition(warehouse: Warehouse) -> None:
@@ -32,6 +32,8 @@ def test_a_write_adds_a_generation_and_the_newest_is_the_partition(warehouse: Wa
     assert first.name < second.name
     assert warehouse.stored_file("mfn_dataset", "small") == second
     assert warehouse.read("mfn_dataset", "small")["sim_id"].to_list() == [3]
+    assert not Path(warehouse.catalog).exists()  # the step that writes refreshes the catalog
+    refresh_catalog(warehouse.root, Path(warehouse.catalog))
     with catalog_connection(warehouse.catalog) as con:
         assert con.execute("SELECT sim_id FROM dataset").fetchall() == [(3,)]
 
@@ -65,6 +67,7 @@ def test_a_partition_of_the_earlier_layout_is_read_until_a_build_replaces_it(
     )
     warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", rows=1))
     assert warehouse.read("mfn_dataset", "small").height == 1
+    refresh_catalog(warehouse.root, Path(warehouse.catalog))
     with catalog_connection(warehouse.catalog) as con:
         assert con.execute("SELECT count(*) FROM dataset").fetchall() == [(1,)]
     later = time.time_ns() + (storage.SUPERSEDED_KEPT_S + 1) * 1_000_000_000
@@ -123,23 +126,27 @@ def test_queries_during_rewrites_of_a_partition_never_read_a_mix_of_two_files(
 def test_catalog_is_rebuilt_only_when_its_list_of_files_changes(warehouse: Warehouse) -> None:
     root, catalog = warehouse.root, Path(warehouse.catalog)
     warehouse.write("simulation_runs", "small", contract_frame("simulation_runs"))
+    assert refresh_catalog(root, catalog).rebuilt
     inode = catalog.stat().st_ino
     assert not refresh_catalog(root, catalog).rebuilt
     assert catalog.stat().st_ino == inode
     warehouse.write("simulation_runs", "small", contract_frame("simulation_runs", rows=2))
-    assert catalog.stat().st_ino != inode  # views name each partition's current file
     warehouse.write("simulation_runs", "medium", contract_frame("simulation_runs", "medium"))
+    assert refresh_catalog(root, catalog).rebuilt  # views name each partition's current file
+    assert catalog.stat().st_ino != inode
     with catalog_connection(catalog) as con:
         assert con.execute("SELECT count(*) FROM runs").fetchall() == [(3,)]
-    inode = catalog.stat().st_ino
     warehouse.write_record("builds", "small", "run-1", contract_frame("builds"))
-    assert catalog.stat().st_ino != inode
+    assert refresh_catalog(root, catalog).rebuilt
 
 
 def test_a_reader_holding_the_catalog_open_never_blocks_a_build(warehouse: Warehouse) -> None:
+    root, catalog = warehouse.root, Path(warehouse.catalog)
     warehouse.write("simulation_runs", "small", contract_frame("simulation_runs"))
-    with catalog_connection(warehouse.catalog) as held:
+    refresh_catalog(root, catalog)
+    with catalog_connection(catalog) as held:
         warehouse.write("fractal_features", "small", contract_frame("fractal_features"))
+        assert refresh_catalog(root, catalog).rebuilt
         assert held.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
     with catalog_connection(warehouse.catalog) as con:
         assert con.execute("SELECT count(*) FROM features").fetchall() == [(1,)]
@@ -277,7 +284,7 @@ def test_three_builds_at_once_while_a_reader_queries(tmp_path: Path) -> None:
     for build, log in zip(builds, logs, strict=True):
         assert build.returncode == 0, log[-3000:]
 
-    expected = {name: SETTINGS.presets[name].num_samples for name in presets}
+    expected = {name: project_settings().presets[name].num_samples for name in presets}
     for mode, out in outs.items():
         report = json.loads(out.read_text())
         assert report["errors"] == 0, (mode, report["failures"])
@@ -303,6 +310,7 @@ def test_builds_keep_one_record_file_per_build(warehouse: Warehouse) -> None:
     assert history is not None
     assert sorted(history["build_id"].to_list()) == ["run-1", "run-2"]
     # Records of an older layout (a subset of the contract's columns) stay in the view.
+    refresh_catalog(warehouse.root, Path(warehouse.catalog))
     with catalog_connection(warehouse.catalog) as con:
         assert con.execute("SELECT count(*) FROM builds").fetchall() == [(2,)]
 
