@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
+from mfn_core.columns import arrow_schema
 from mfn_core.contracts import SCHEMAS
 from mfn_core.presets import NAME_PATTERN
 
@@ -134,7 +135,7 @@ class Warehouse:
 
     def write(self, table: str, partition: str, frame: pl.DataFrame) -> UPath:
         """Replace one partition of ``table`` by a new generation in one atomic step."""
-        path = self._store(self._new_generation(table, partition), frame)
+        path = self._store(self._new_generation(table, partition), _parquet_of(frame, table))
         _retire_superseded(path.parent)
         return path
 
@@ -152,7 +153,8 @@ class Warehouse:
         """
         path = self._new_generation(table, partition)
         written = StreamedWrite(path)
-        self._store(path, _row_groups(batches, written), retry=lambda: written.row_groups == 0)
+        write = _row_groups(batches, table, written)
+        self._store(path, write, retry=lambda: written.row_groups == 0)
         if _is_local(path):
             written.size_bytes = Path(path.path).stat().st_size
         else:
@@ -181,7 +183,7 @@ class Warehouse:
 
     def write_record(self, table: str, partition: str, record: str, frame: pl.DataFrame) -> UPath:
         """Add (or replace) one record file of an append-only table such as builds."""
-        return self._store(self.record_path(table, partition, record), frame)
+        return self._store(self.record_path(table, partition, record), _parquet_of(frame, table))
 
     def read_records(self, table: str, partition: str) -> pl.DataFrame | None:
         """Every record file of one partition of an append-only table, or None if none."""
@@ -196,17 +198,17 @@ class Warehouse:
     def _store(
         self,
         path: UPath,
-        content: pl.DataFrame | FileWriter,
+        write: FileWriter,
         retry: Callable[[], bool] = lambda: True,
     ) -> UPath:
-        """Write ``content`` (a frame, or what writes the file) atomically, retrying hiccups.
+        """Write the file ``write`` writes to ``path`` atomically, retrying hiccups.
 
         ``retry()`` says whether the content can still be written again after a failure.
         """
         attempts = len(WRITE_RETRY_DELAYS_S) + 1
         for attempt in range(1, attempts + 1):
             try:
-                _put(path, _parquet_of(content) if isinstance(content, pl.DataFrame) else content)
+                _put(path, write)
                 break
             # polars reports the file system's errors (ENOSPC among them) as ComputeError.
             except (OSError, pl.exceptions.ComputeError) as exc:
@@ -250,21 +252,38 @@ class Warehouse:
             return None
 
 
-def _parquet_of(frame: pl.DataFrame) -> FileWriter:
+def _described(frame: pl.DataFrame, table: str) -> pa.Table:
+    """``frame`` as Arrow, each contract column carrying its description and unit.
+
+    Users reading a file with any Parquet tool see what each column means; columns
+    the contract does not know (none, once a frame is enforced) are kept as they are.
+    """
+    arrow = frame.to_arrow()
+    documented = arrow_schema(table)
+    fields = [
+        field.with_metadata(documented.field(field.name).metadata)
+        if field.name in documented.names
+        else field
+        for field in arrow.schema
+    ]
+    return arrow.cast(pa.schema(fields, metadata=documented.metadata))
+
+
+def _parquet_of(frame: pl.DataFrame, table: str) -> FileWriter:
     def write(handle: BinaryIO) -> None:
-        frame.write_parquet(handle, compression=COMPRESSION)
+        pq.write_table(_described(frame, table), handle, compression=COMPRESSION)
 
     return write
 
 
-def _row_groups(batches: Iterable[pl.DataFrame], written: StreamedWrite) -> FileWriter:
+def _row_groups(batches: Iterable[pl.DataFrame], table: str, written: StreamedWrite) -> FileWriter:
     """What writes ``batches`` as one Parquet file, a row group per batch."""
 
     def write(handle: BinaryIO) -> None:
         writer: pq.ParquetWriter | None = None
         try:
             for batch in batches:
-                arrow = batch.to_arrow()
+                arrow = _described(batch, table)
                 if writer is None:
                     writer = pq.ParquetWriter(handle, arrow.schema, compression=COMPRESSION)
                 writer.write_table(arrow, row_group_size=max(1, arrow.num_rows))

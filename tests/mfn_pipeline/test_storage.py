@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,6 +37,22 @@ def test_a_write_adds_a_generation_and_the_newest_is_the_partition(warehouse: Wa
     refresh_catalog(warehouse.root, Path(warehouse.catalog))
     with catalog_connection(warehouse.catalog) as con:
         assert con.execute("SELECT sim_id FROM dataset").fetchall() == [(3,)]
+
+
+def test_every_stored_file_says_what_each_column_means_and_its_unit(warehouse: Warehouse) -> None:
+    path = warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset"))
+    batches = iter([contract_frame("simulation_runs")])
+    streamed = warehouse.write_batches("simulation_runs", "small", batches).path
+    record = warehouse.write_record("builds", "small", "run-1", contract_frame("builds"))
+    for file, table in ((path, "mfn_dataset"), (streamed, "simulation_runs"), (record, "builds")):
+        schema = pq.read_schema(file.path)
+        assert schema.metadata[b"table"] == table.encode()
+        for name in schema.names:
+            assert schema.field(name).metadata[b"description"], (table, name)
+    dataset = pq.read_schema(path.path)
+    assert dataset.field("V_mean").metadata[b"unit"] == b"mV"
+    assert b"volts" in dataset.field("V_mean").metadata[b"description"]
+    assert pq.read_schema(streamed.path).field("field").metadata[b"unit"] == b"V"
 
 
 def test_a_superseded_generation_is_retired_once_it_was_replaced_long_enough_ago(
