@@ -34,28 +34,32 @@ PROBE = """
 import dataclasses, json, sys
 from pathlib import Path
 import dagster as dg
-from mfn_pipeline.defs.assets import fractal_features, mfn_dataset, preset_summary, simulation_runs
-from mfn_pipeline.definitions import resources_for
+from mfn_pipeline.defs.assets import build_assets
+from mfn_pipeline.defs.resources import resources_for
 from mfn_pipeline.lib.metering import peak_resident_bytes
-from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib.settings import load_settings
 from mfn_core.sweep import default_workers
 preset, scratch = sys.argv[1], Path(sys.argv[2])
+loaded = load_settings()
 environment = dataclasses.replace(
-    SETTINGS.environment, warehouse=str(scratch / "warehouse"), catalog=scratch / "mfn.duckdb"
+    loaded.environment, warehouse=str(scratch / "warehouse"), catalog=scratch / "mfn.duckdb"
 )
+settings = dataclasses.replace(loaded, environment=environment)
+# Every step of the build but its record.
+steps = [a for a in build_assets(settings) if a.key.to_user_string() != "builds"]
 with dg.DagsterInstance.ephemeral() as instance:
     result = dg.materialize(
-        [simulation_runs, fractal_features, mfn_dataset, preset_summary],
+        steps,
         partition_key=preset,
         instance=instance,
-        resources=resources_for(environment),
+        resources=resources_for(settings),
         raise_on_error=False,
     )
 failed = [e.step_key for e in result.all_events if e.is_step_failure]
 (runs,) = result.asset_materializations_for_node("simulation_runs") or [None]
 print(json.dumps({
     "preset": preset,
-    "runs": SETTINGS.presets[preset].num_samples,
+    "runs": settings.presets[preset].num_samples,
     "workers": default_workers(),
     "failed_steps": failed,
     "seconds": float(runs.metadata["duration_s"].value) if runs else 0.0,

@@ -11,8 +11,9 @@ refreshes the catalog's views, and returns its materialization with its checks.
 import datetime as dt
 import hashlib
 import json
+import logging
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -24,8 +25,10 @@ import numpy as np
 import pandera.polars as pa
 import polars as pl
 from dagster import AssetExecutionContext
+from upath import UPath
 
 import mfn_core
+from mfn_core.columns import column_docs, columns_of, polars_schema
 from mfn_core.contracts import (
     BUILDS_SCHEMA,
     DATASET_SCHEMA,
@@ -45,15 +48,17 @@ from mfn_pipeline.defs.automation import CPU_POOL, FRESHNESS, NIGHTLY, OWNERS
 from mfn_pipeline.defs.partitions import preset_of, presets_partitions
 from mfn_pipeline.lib import figures
 from mfn_pipeline.lib import progress as progress_events
+from mfn_pipeline.lib.catalog import refresh_catalog
 from mfn_pipeline.lib.metering import metered
 from mfn_pipeline.lib.settings import Settings
-from mfn_pipeline.lib.warehouse import VIEWS, Warehouse, WarehouseError, refresh_catalog
+from mfn_pipeline.lib.warehouse import VIEWS, Warehouse, WarehouseError
 
 # What a table asset yields: its materialization, carrying its checks' results. (A
 # returned one would need the bare class as its annotation, which strict typing refuses.)
 Materialized = Iterator[dg.MaterializeResult[None]]
 
 GROUP = "mfn"
+logger = logging.getLogger(__name__)
 PROGRESS_STEPS = 4  # log lines per sweep; each is an event Dagster stores
 # The catalog's view of each table, named where the table's asset is shown.
 VIEW_OF = {table: view for view, table in VIEWS.items()}
@@ -74,16 +79,19 @@ def code_version() -> str:
 CODE_VERSION = code_version()
 
 
-def column_schema(schema: pa.DataFrameSchema) -> dict[str, dg.TableSchema]:
-    """The contract's columns as Dagster column-schema metadata (shown in the UI)."""
+def column_schema(table: str) -> dict[str, dg.TableSchema]:
+    """The table's columns as Dagster column-schema metadata: each with its type, its
+    description (meaning, unit, allowed values, nulls), nullability and uniqueness."""
     columns = [
         dg.TableColumn(
-            name,
-            str(column.dtype),
-            description=column.description,
-            constraints=dg.TableColumnConstraints(nullable=bool(column.nullable)),
+            doc.name,
+            doc.type,
+            description=doc.description,
+            constraints=dg.TableColumnConstraints(
+                nullable=doc.nullable, unique=doc.unique, other=list(doc.constraints)
+            ),
         )
-        for name, column in schema.columns.items()
+        for doc in column_docs(table)
     ]
     return {"dagster/column_schema": dg.TableSchema(columns=columns)}
 
@@ -131,14 +139,14 @@ def _read(
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
-def _catalog_refreshed(context: AssetExecutionContext, warehouse: Warehouse) -> dict[str, Any]:
+def _catalog_refreshed(warehouse: Warehouse, log: logging.Logger) -> dict[str, Any]:
     """Refresh the catalog's views after a write; metadata naming the files they leave out."""
     try:
         refreshed = refresh_catalog(warehouse.root, Path(warehouse.catalog))
     except duckdb.Error as exc:
         # The data is stored and valid; only the SQL views lag (e.g. a remote
         # warehouse DuckDB cannot reach). Say so instead of failing the build.
-        context.log.warning(f"the catalog {warehouse.catalog} could not be refreshed: {exc}")
+        log.warning(f"the catalog {warehouse.catalog} could not be refreshed: {exc}")
         return {}
     if not refreshed.views.skipped:
         return {}
@@ -154,7 +162,7 @@ def _stored(
     return {
         "path": dg.MetadataValue.path(str(path)),
         "size_bytes": path.stat().st_size,
-        **_catalog_refreshed(context, warehouse),
+        **_catalog_refreshed(warehouse, context.log),
     }
 
 
@@ -289,7 +297,7 @@ def simulation_runs(
         "config_hash": preset.config_hash,
         "code_version": CODE_VERSION,
         "sample_field": _sample_field_picture(preset, first_ok[0] if first_ok else pl.DataFrame()),
-        **_catalog_refreshed(context, warehouse),
+        **_catalog_refreshed(warehouse, context.log),
     }
     results = [checks.row_count(preset, runs), checks.ceilings(preset, usage), checks.core_sanity()]
     yield _materialized("simulation_runs", metadata, results)
@@ -305,8 +313,8 @@ def fractal_features(
     # the fields are not.
     preset = preset_of(context, settings)
     with metered() as usage:
-        batches = warehouse.read_batches("simulation_runs", preset.name)
         try:
+            batches = warehouse.read_batches("simulation_runs", preset.name)
             features = pl.concat([features_table(batch) for batch in batches])
         except WarehouseError as exc:
             # A missing or damaged file stays so until it is rebuilt: retrying cannot help.
@@ -434,31 +442,12 @@ def builds(
     preset = preset_of(context, settings)
     summary = _read(warehouse, "preset_summary", preset).row(0, named=True)
     recorded = steps_recorded(context.instance, context.run.run_id, preset.name)
-    outcomes = recorded.outcomes
-    record = pl.DataFrame(
-        {
-            "build_id": [context.run.run_id],
-            "preset": [preset.name],
-            "finished_at": [dt.datetime.now(dt.UTC)],
-            "code_version": [CODE_VERSION],
-            "config_hash": [preset.config_hash],
-            "runs": [summary["runs"]],
-            "failed_runs": [summary["failed_runs"]],
-            "dataset_rows": [summary["ok_runs"]],
-            "simulation_s": [recorded.seconds.get("simulation_runs")],
-            "features_s": [recorded.seconds.get("fractal_features")],
-            "checks_passed": [sum(o == PASSED for o in outcomes.values())],
-            "checks_warned": [sum(o == WARNED for o in outcomes.values())],
-            "checks_failed": [sum(o == FAILED for o in outcomes.values())],
-            "check_outcomes": [json.dumps(outcomes, sort_keys=True)],
-        },
-        schema=BUILDS_SCHEMA_DTYPES,
+    record = _enforced(
+        BUILDS_SCHEMA,
+        _build_record(context.run.run_id, preset.name, preset.config_hash, summary, recorded),
+        preset.name,
     )
-    record = _enforced(BUILDS_SCHEMA, record, preset.name)
-    # One file per build: concurrent builds of a preset never rewrite each other's
-    # record, and re-executing a run replaces only its own.
-    path = warehouse.write_record("builds", preset.name, context.run.run_id, record)
-    refreshed = _catalog_refreshed(context, warehouse)
+    path = write_build_record(warehouse, preset.name, context.run.run_id, record)
     try:
         history = warehouse.read_records("builds", preset.name)
     except WarehouseError as exc:
@@ -474,14 +463,54 @@ def builds(
             "checks_passed": record["checks_passed"].item(),
             "checks_warned": record["checks_warned"].item(),
             "checks_failed": record["checks_failed"].item(),
-            **refreshed,
         },
     )
 
 
-BUILDS_SCHEMA_DTYPES: dict[str, pl.DataType] = {
-    name: column.dtype.type for name, column in BUILDS_SCHEMA.columns.items()
-}
+BUILDS_SCHEMA_DTYPES = polars_schema(columns_of("builds"))
+
+
+def _build_record(
+    run_id: str,
+    preset: str,
+    config_hash: str | None,
+    summary: Mapping[str, Any] | None,
+    recorded: StepsRecorded,
+) -> pl.DataFrame:
+    """The builds row of run ``run_id``: what its steps recorded, and its summary."""
+    outcomes = recorded.outcomes
+    return pl.DataFrame(
+        {
+            "build_id": [run_id],
+            "preset": [preset],
+            "finished_at": [dt.datetime.now(dt.UTC)],
+            "code_version": [CODE_VERSION],
+            "config_hash": [config_hash],
+            "runs": [None if summary is None else summary["runs"]],
+            "failed_runs": [None if summary is None else summary["failed_runs"]],
+            "dataset_rows": [None if summary is None else summary["ok_runs"]],
+            "simulation_s": [recorded.seconds.get("simulation_runs")],
+            "features_s": [recorded.seconds.get("fractal_features")],
+            "checks_passed": [sum(o == PASSED for o in outcomes.values())],
+            "checks_warned": [sum(o == WARNED for o in outcomes.values())],
+            "checks_failed": [sum(o == FAILED for o in outcomes.values())],
+            "check_outcomes": [json.dumps(outcomes, sort_keys=True)],
+        },
+        schema=BUILDS_SCHEMA_DTYPES,
+    )
+
+
+def write_build_record(
+    warehouse: Warehouse, preset: str, run_id: str, record: pl.DataFrame
+) -> UPath:
+    """Store one build's record (every row of the builds table goes through here).
+
+    One file per build: concurrent builds of a preset never rewrite each other's
+    record, and re-executing a run replaces only its own.
+    """
+    path = warehouse.write_record("builds", preset, run_id, record)
+    _catalog_refreshed(warehouse, logger)
+    return path
 
 
 def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
@@ -500,7 +529,6 @@ def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
 
     def table_asset(
         compute: Callable[..., Materialized | dg.MaterializeResult[None]],
-        schema: pa.DataFrameSchema,
         deps: Sequence[str] = (),
         check_specs: Sequence[tuple[str, str]] = (),
         retry_policy: dg.RetryPolicy | None = RETRY_POLICY,
@@ -512,7 +540,7 @@ def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             deps=deps,
             partitions_def=partitions,
             group_name=GROUP,
-            metadata={**column_schema(schema), "dagster/table_name": VIEW_OF[table]},
+            metadata={**column_schema(table), "dagster/table_name": VIEW_OF[table]},
             check_specs=[spec(name, table, text) for name, text in check_specs],
             code_version=CODE_VERSION,
             kinds={"python", "parquet"},
@@ -526,7 +554,6 @@ def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     return [
         table_asset(
             simulation_runs,
-            RUNS_SCHEMA,
             check_specs=[
                 (checks.ROW_COUNT_CHECK, "One row per sample of the preset and no failed run."),
                 (
@@ -546,7 +573,6 @@ def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         ),
         table_asset(
             fractal_features,
-            FEATURES_SCHEMA,
             deps=["simulation_runs"],
             check_specs=[
                 (
@@ -559,7 +585,6 @@ def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         ),
         table_asset(
             mfn_dataset,
-            DATASET_SCHEMA,
             deps=["simulation_runs", "fractal_features"],
             check_specs=[
                 (
@@ -570,7 +595,6 @@ def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         ),
         table_asset(
             preset_summary,
-            SUMMARY_SCHEMA,
             deps=["simulation_runs", "mfn_dataset"],
             check_specs=[
                 (
@@ -579,5 +603,5 @@ def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
                 )
             ],
         ),
-        table_asset(builds, BUILDS_SCHEMA, deps=list(BUILD_STEPS)),
+        table_asset(builds, deps=list(BUILD_STEPS)),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,27 +16,24 @@ import polars as pl
 import pytest
 
 from mfn_core.contracts import SCHEMAS
-from mfn_pipeline.definitions import defs, resources_for
-from mfn_pipeline.defs.partitions import SETTINGS
-from mfn_pipeline.lib import warehouse as storage
-from mfn_pipeline.lib.settings import Environment
+from mfn_pipeline.definitions import definitions_for
+from mfn_pipeline.lib.settings import Environment, Settings, load_settings
 from mfn_pipeline.lib.warehouse import Warehouse
 
 PROJECT = Path(__file__).parents[2]
 
 
-@pytest.fixture(autouse=True)
-def read_parquet_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Downstream assets read the stored Parquet files, not this process's own copy."""
-    monkeypatch.setattr(storage, "RECENT_WRITES_KEPT", 0)
-    storage._RECENT_WRITES.clear()
+@functools.cache
+def project_settings() -> Settings:
+    """The project's configuration (configs/), as the code location loads it."""
+    return load_settings()
 
 
 @pytest.fixture
 def environment(tmp_path: Path) -> Environment:
     """The dev environment, writing under this test's temporary folder."""
     return dataclasses.replace(
-        SETTINGS.environment,
+        project_settings().environment,
         warehouse=str(tmp_path / "warehouse"),
         catalog=tmp_path / "mfn.duckdb",
     )
@@ -52,16 +50,25 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield ephemeral
 
 
+def placed(environment: Environment, settings: Settings | None = None) -> Settings:
+    """``settings`` (the project's by default) with ``environment`` in place of its own."""
+    return dataclasses.replace(settings or project_settings(), environment=environment)
+
+
 def build(
-    preset: str, environment: Environment, instance: dg.DagsterInstance
+    preset: str,
+    environment: Environment,
+    instance: dg.DagsterInstance,
+    settings: Settings | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Run the build job for one preset partition, in process, against real storage."""
-    job = defs.resolve_job_def("build_all_presets_job")
+    """Run the build job for one preset partition, in process, against real storage.
+
+    The code location is built as it loads, from ``settings`` (the project's by
+    default) placed in ``environment``.
+    """
+    job = definitions_for(placed(environment, settings)).resolve_job_def("build_all_presets_job")
     result: dg.ExecuteInProcessResult = job.execute_in_process(
-        partition_key=preset,
-        instance=instance,
-        resources=resources_for(environment),
-        raise_on_error=False,
+        partition_key=preset, instance=instance, raise_on_error=False
     )
     return result
 

@@ -5,22 +5,25 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import json
 
 import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
+from matplotlib import colormaps
 from PIL import Image
 
 from mfn_core import tables
 from mfn_core.features import ALL_FEATURE_NAMES
 from mfn_core.sweep import run_sweep
+from mfn_pipeline.definitions import definitions_for
 from mfn_pipeline.defs import checks
-from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.lib import figures
 from mfn_pipeline.lib.settings import Environment
 from mfn_pipeline.lib.warehouse import VIEWS, Warehouse
 
-from .conftest import build, catalog_connection
+from .conftest import build, catalog_connection, placed, project_settings
 
 WHOLE_RUN = ["sim_id", "preset", "seed", "growth_events", "lyapunov", "field_sha256"]
 
@@ -28,9 +31,9 @@ WHOLE_RUN = ["sim_id", "preset", "seed", "growth_events", "lyapunov", "field_sha
 def assert_built_like_run_sweep(
     preset: str, environment: Environment, warehouse: Warehouse
 ) -> None:
-    expected = run_sweep(SETTINGS.presets[preset])
+    expected = run_sweep(project_settings().presets[preset])
     dataset = warehouse.read("mfn_dataset", preset)
-    assert dataset.height == SETTINGS.presets[preset].num_samples
+    assert dataset.height == project_settings().presets[preset].num_samples
     columns = [c for c in expected.columns if c in dataset.columns and c != "duration_s"]
     assert set(ALL_FEATURE_NAMES) | set(WHOLE_RUN) <= set(columns)
     # Bit for bit: the pipeline adds no drift to what the core computes.
@@ -66,8 +69,8 @@ def test_preset_materializes_and_equals_run_sweep(
     assert history is not None
     recorded = history.row(-1, named=True)
     assert recorded["build_id"] == result.run_id
-    assert recorded["runs"] == SETTINGS.presets[preset].num_samples
-    assert recorded["config_hash"] == SETTINGS.presets[preset].config_hash
+    assert recorded["runs"] == project_settings().presets[preset].num_samples
+    assert recorded["config_hash"] == project_settings().presets[preset].config_hash
     assert recorded["checks_passed"] + recorded["checks_warned"] + recorded["checks_failed"] == 6
     assert recorded["checks_failed"] == 0
     # Every preset states its known constant columns, so a clean build does not warn.
@@ -76,21 +79,28 @@ def test_preset_materializes_and_equals_run_sweep(
     ]
     assert degenerate.passed, degenerate.description
     # The 4.1 presets see nothing at -60 mV; transition exists so that D_box varies.
-    assert ("D_box" in SETTINGS.presets[preset].expect.constant) == (preset != "transition")
+    assert ("D_box" in project_settings().presets[preset].expect.constant) == (
+        preset != "transition"
+    )
 
 
 def test_each_check_result_belongs_to_its_preset(
-    environment: Environment, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    environment: Environment, instance: dg.DagsterInstance
 ) -> None:
-    small = SETTINGS.presets["small"]
+    settings = project_settings()
+    small = settings.presets["small"]
     broken = dataclasses.replace(
         small,
         expect=dataclasses.replace(small.expect, ranges={**small.expect.ranges, "V_mean": (0, 1)}),
     )
-    monkeypatch.setitem(SETTINGS.presets, "small", broken)
-    assert not _passed(build("small", environment, instance), checks.EXPECTED_RANGES_CHECK)
+    narrowed = dataclasses.replace(settings, presets={**settings.presets, "small": broken})
+    assert not _passed(
+        build("small", environment, instance, narrowed), checks.EXPECTED_RANGES_CHECK
+    )
     # A later build of another preset passes the same check ...
-    assert _passed(build("benchmark", environment, instance), checks.EXPECTED_RANGES_CHECK)
+    assert _passed(
+        build("benchmark", environment, instance, narrowed), checks.EXPECTED_RANGES_CHECK
+    )
     # ... and small still shows as failing: each result belongs to its partition.
     key = dg.AssetCheckKey(dg.AssetKey("mfn_dataset"), checks.EXPECTED_RANGES_CHECK)
     status = {
@@ -114,6 +124,39 @@ def test_large_preset_materializes_and_equals_run_sweep(
     assert_built_like_run_sweep("large", environment, warehouse)
     failed = [e.description for e in result.get_asset_check_evaluations() if not e.passed]
     assert failed == []  # no WARN either: large states its constant columns
+
+
+def test_a_build_record_counts_only_what_its_own_run_built(
+    environment: Environment, warehouse: Warehouse, instance: dg.DagsterInstance
+) -> None:
+    assert build("small", environment, instance).success
+    record_only = dg.define_asset_job("record_only", selection=["builds"])
+    job = dg.Definitions.merge(
+        definitions_for(placed(environment)), dg.Definitions(jobs=[record_only])
+    ).resolve_job_def("record_only")
+    assert job.execute_in_process(partition_key="small", instance=instance).success
+    history = warehouse.read_records("builds", "small")
+    assert history is not None
+    whole, alone = history.sort("finished_at").iter_rows(named=True)
+    assert whole["simulation_s"] > 0
+    assert whole["features_s"] > 0
+    assert json.loads(whole["check_outcomes"]) == dict.fromkeys(
+        [
+            f"simulation_runs.{checks.ROW_COUNT_CHECK}",
+            f"simulation_runs.{checks.CEILINGS_CHECK}",
+            f"simulation_runs.{checks.CORE_SANITY_CHECK}",
+            f"fractal_features.{checks.DEGENERATE_CHECK}",
+            f"mfn_dataset.{checks.EXPECTED_RANGES_CHECK}",
+            f"preset_summary.{checks.DRIFT_CHECK}",
+        ],
+        "passed",
+    )
+    # The second run built no table: it measured no step and ran no check.
+    assert alone["simulation_s"] is None
+    assert alone["features_s"] is None
+    assert (alone["checks_passed"], alone["checks_warned"], alone["checks_failed"]) == (0, 0, 0)
+    assert alone["check_outcomes"] == "{}"
+    assert alone["runs"] == whole["runs"]  # read from the stored summary
 
 
 def test_building_twice_gives_the_same_rows_and_no_duplicates(
@@ -146,7 +189,7 @@ def test_broken_table_fails_the_asset_and_keeps_the_previous_partition(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert build("small", environment, instance).success
-    path = warehouse.table_path("fractal_features", "small")
+    path = warehouse.stored_file("fractal_features", "small")
     before = path.read_bytes()
 
     good_features = tables.features_table
@@ -188,16 +231,24 @@ def test_materializations_carry_pictures(
     result = build("small", environment, instance)
     assert result.success
     (runs,) = result.asset_materializations_for_node("simulation_runs")
-    field = _embedded_png(str(runs.metadata["sample_field"].value))
-    assert field.size == (256, 256)
+    sample = str(runs.metadata["sample_field"].value)
+    assert " mV" in sample  # the field is drawn in mV, as the V_* features are stated
+    field = np.asarray(_embedded_png(sample).convert("RGB"))
+    assert min(field.shape[:2]) >= 256
+    # The colour map's both ends are in the picture: the field's range is drawn.
+    for end in (0.0, 1.0):
+        colour = np.round(np.asarray(colormaps[figures.COLORMAP](end)[:3]) * 255)
+        assert (np.abs(field.astype(float) - colour).max(axis=2) <= 8).any(), end
     (features,) = result.asset_materializations_for_node("fractal_features")
-    histograms = _embedded_png(str(features.metadata["D_box_histograms"].value))
-    assert histograms.size == (2 * 320 + 16, 160)  # width, height
-    # D_box is constant (one full bar) while D_box_rel spreads over several bins.
-    pixels = np.asarray(histograms.convert("RGB"))
-    left, right = pixels[:, :320], pixels[:, 336:]
-    assert _coloured_columns(left) < _coloured_columns(right)
+    histograms = np.asarray(
+        _embedded_png(str(features.metadata["D_box_histograms"].value)).convert("RGB")
+    )
+    # D_box is constant (one bar) while D_box_rel spreads over several bins.
+    d_box, d_box_rel = (_columns_of(histograms, colour) for colour in figures.BARS[:2])
+    assert 0 < d_box < d_box_rel
 
 
-def _coloured_columns(panel: np.ndarray) -> int:
-    return int((panel[:-1].min(axis=2) < 200).any(axis=0).sum())
+def _columns_of(picture: np.ndarray, colour: str) -> int:
+    """How many pixel columns of ``picture`` hold ``colour`` (a bar's fill)."""
+    rgb = np.array([int(colour[k : k + 2], 16) for k in (1, 3, 5)])
+    return int((picture == rgb).all(axis=2).any(axis=0).sum())

@@ -12,13 +12,14 @@ from mfn_core.presets import Expectations, Preset
 from mfn_core.sweep import run_sweep
 from mfn_core.tables import dataset_table, features_table, runs_table, summary_table
 from mfn_pipeline.defs import checks
-from mfn_pipeline.defs.partitions import SETTINGS
 from mfn_pipeline.lib.metering import Usage, metered
+
+from .conftest import project_settings
 
 
 @pytest.fixture(scope="module")
 def preset() -> Preset:
-    return SETTINGS.presets["small"]
+    return project_settings().presets["small"]
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ good data stays readable.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import signal
@@ -24,18 +25,16 @@ import pytest
 from mfn_core import sweep
 from mfn_core.errors import SimulationError
 from mfn_core.params import SimParams
-from mfn_pipeline.definitions import defs, resources_for
+from mfn_pipeline.definitions import definitions_for
 from mfn_pipeline.defs import assets, checks
-from mfn_pipeline.defs.assets import BuildLimits
-from mfn_pipeline.defs.partitions import SETTINGS
 from mfn_pipeline.lib import catalog
 from mfn_pipeline.lib import warehouse as storage
 from mfn_pipeline.lib.settings import Environment
 from mfn_pipeline.lib.warehouse import Warehouse, WarehouseError
 
-from .conftest import build, contract_frame
+from .conftest import build, contract_frame, placed, project_settings
 
-SMALL = SETTINGS.presets["small"]
+SMALL = project_settings().presets["small"]
 
 
 def step_failure(result: dg.ExecuteInProcessResult, step: str) -> str:
@@ -59,6 +58,12 @@ def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def stored_path(environment: Environment, table: str) -> Path:
+    """The current file of the partition small of ``table``."""
+    warehouse = Warehouse(root=environment.warehouse, catalog=str(environment.catalog))
+    return Path(warehouse.stored_file(table, "small").path)
+
+
 def overwrite_with_garbage(path: Path) -> None:
     path.write_bytes(b"\x00garbage\xff" * 512)
 
@@ -68,7 +73,7 @@ def test_damaged_partition_is_named_with_its_fix_and_a_rebuild_repairs_it(
     damage: object, environment: Environment, instance: dg.DagsterInstance
 ) -> None:
     assert build("small", environment, instance).success
-    path = Path(environment.warehouse) / "simulation_runs" / "small.parquet"
+    path = stored_path(environment, "simulation_runs")
     assert callable(damage)
     damage(path)
 
@@ -79,8 +84,8 @@ def test_damaged_partition_is_named_with_its_fix_and_a_rebuild_repairs_it(
 
     # A build that reads the damaged file (features only) fails naming it and the fix.
     job = dg.define_asset_job("features_only", selection=["fractal_features"])
-    partial = dg.Definitions(
-        assets=defs.assets, jobs=[job], resources=resources_for(environment)
+    partial = dg.Definitions.merge(
+        definitions_for(placed(environment)), dg.Definitions(jobs=[job])
     ).resolve_job_def("features_only")
     result = partial.execute_in_process(
         partition_key="small", instance=instance, raise_on_error=False
@@ -143,25 +148,25 @@ def test_disk_full_during_a_write_is_a_clear_error_and_keeps_the_previous_partit
     with pytest.raises(WarehouseError) as full:
         warehouse.write("simulation_runs", "small", pl.DataFrame({"x": incompressible}))
     message = str(full.value)
-    assert str(path) in message
+    assert str(path.parent) in message
     assert "No space left on device" in message
     assert "the previous version, if any, is untouched; free space" in message
 
     assert path.read_bytes() == before
     assert warehouse.read("simulation_runs", "small").equals(previous)
-    assert sorted(p.name for p in path.parent.iterdir()) == ["small.parquet"]  # no leftovers
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no leftovers
 
 
 def flaky_writes(monkeypatch: pytest.MonkeyPatch, failures: dict[str, int]) -> None:
     """Make the next ``failures[table]`` writes of each table fail with ENOSPC."""
     real_write = storage._atomic_local_write
 
-    def flaky_write(path: Path, write: storage.FileWriter) -> tuple[int, int, int]:
-        table = path.parent.name
+    def flaky_write(path: Path, write: storage.FileWriter) -> None:
+        table = path.parent.parent.name  # TABLE/<preset>/<generation>.parquet
         if failures.get(table, 0) > 0:
             failures[table] -= 1
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real_write(path, write)
+        real_write(path, write)
 
     monkeypatch.setattr(storage, "_atomic_local_write", flaky_write)
 
@@ -246,14 +251,12 @@ def test_the_wall_clock_limit_stops_a_runaway_sweep_without_retrying(
     environment: Environment, instance: dg.DagsterInstance
 ) -> None:
     assert build("small", environment, instance).success
-    path = Path(environment.warehouse) / "simulation_runs" / "small.parquet"
+    path = stored_path(environment, "simulation_runs")
     before = path.read_bytes()
 
-    job = defs.resolve_job_def("build_all_presets_job")
-    resources = {**resources_for(environment), "build_limits": BuildLimits(wall_clock_s=1e-6)}
-    result = job.execute_in_process(
-        partition_key="small", instance=instance, resources=resources, raise_on_error=False
-    )
+    # Far below any configurable whole number of seconds: the sweep is stopped at once.
+    limits = dataclasses.replace(environment.limits, wall_clock_s=1e-6)
+    result = build("small", dataclasses.replace(environment, limits=limits), instance)
 
     assert not result.success
     message = step_failure(result, "simulation_runs")
@@ -294,7 +297,7 @@ def test_sigkill_during_writes_leaves_a_whole_partition_and_the_next_build_compl
 ) -> None:
     warehouse = Warehouse(root=environment.warehouse, catalog=str(environment.catalog))
     warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", seed=0))
-    path = Path(warehouse.table_path("mfn_dataset", "small").path)
+    path = Path(warehouse.stored_file("mfn_dataset", "small").path)
     seen_versions, killed_mid_write = set(), 0
     writer_args = [str(environment.catalog), str(WRITER_ROWS)]
     for trial in range(KILL_TRIALS):
@@ -309,7 +312,7 @@ def test_sigkill_during_writes_leaves_a_whole_partition_and_the_next_build_compl
         time.sleep(0.013 * trial + 0.005)
         writer.send_signal(signal.SIGKILL)
         assert writer.wait(timeout=30) == -signal.SIGKILL
-        killed_mid_write += any(path.parent.glob(".small.parquet.*.tmp"))
+        killed_mid_write += any(path.parent.glob(".*.tmp"))
 
         stored = warehouse.read("mfn_dataset", "small")
         versions = stored["seed"].unique().to_list()
@@ -324,7 +327,7 @@ def test_sigkill_during_writes_leaves_a_whole_partition_and_the_next_build_compl
     # The next build replaces the partition and clears what the killed writers left.
     assert build("small", environment, instance).success
     assert warehouse.read("mfn_dataset", "small").height == SMALL.num_samples
-    assert sorted(p.name for p in path.parent.iterdir()) == ["small.parquet"]
+    assert list(path.parent.glob(".*.tmp")) == []
 
 
 # Where each whole-build kill lands: during start-up, or just after the first, second or
@@ -347,8 +350,8 @@ def test_sigkill_of_whole_builds_leaves_whole_partitions_and_the_next_build_comp
         "MFN_CATALOG": str(environment.catalog),
     }
     command = [
-        str(Path(sys.executable).parent / "dagster"),
-        "asset", "materialize", "-m", "mfn_pipeline.definitions", "--select", "*", "--partition", "medium",
+        str(Path(sys.executable).parent / "dg"),
+        "launch", "-m", "mfn_pipeline.definitions", "--assets", "*", "--partition", "medium",
     ]  # fmt: skip
 
     def materialize() -> subprocess.Popen[bytes]:
@@ -364,11 +367,11 @@ def test_sigkill_of_whole_builds_leaves_whole_partitions_and_the_next_build_comp
 
     assert materialize().wait(timeout=600) == 0  # the first build also fills numba's cache
     warehouse = Warehouse(root=environment.warehouse, catalog=str(environment.catalog))
-    medium = SETTINGS.presets["medium"].num_samples
+    medium = project_settings().presets["medium"].num_samples
     tables = ("simulation_runs", "fractal_features", "mfn_dataset")
 
     def mtimes() -> dict[str, int]:
-        return {t: Path(warehouse.table_path(t, "medium").path).stat().st_mtime_ns for t in tables}
+        return {t: Path(warehouse.stored_file(t, "medium").path).stat().st_mtime_ns for t in tables}
 
     def build_records() -> int:
         records = warehouse.read_records("builds", "medium")

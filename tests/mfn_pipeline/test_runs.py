@@ -30,8 +30,8 @@ from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.system_config.objects import ResolvedRunConfig
 from dagster._core.test_utils import create_run_for_test
 
-from mfn_pipeline.definitions import defs, run_time_limit_s
-from mfn_pipeline.defs.partitions import SETTINGS
+from mfn_pipeline.definitions import definitions_for
+from mfn_pipeline.defs.resources import run_time_limit_s
 from mfn_pipeline.lib.settings import load_settings
 from mfn_pipeline.lib.supervision import (
     RUN_TIME_LIMIT_TAG,
@@ -46,17 +46,14 @@ from mfn_pipeline.lib.supervision import (
 )
 
 from ..servers import answers_server_info, free_port, wait_until_healthy
-from .conftest import PROJECT
+from .conftest import PROJECT, project_settings
 
 BIN = Path(sys.executable).parent
 ASSETS = ("simulation_runs", "fractal_features", "mfn_dataset", "preset_summary", "builds")
 # Run config a launch could use to point the warehouse at any file the server can write.
 REDIRECTING = {
     "warehouse": {"config": {"root": "{target}", "catalog": "{target}/mfn.duckdb"}},
-    "warehouse_io_manager": {
-        "config": {"warehouse": {"root": "{target}", "catalog": "{target}/c"}}
-    },
-    "build_limits": {"config": {"wall_clock_s": 1e9}},
+    "settings": {"config": {"environment": {"warehouse": "{target}", "catalog": "{target}/c"}}},
 }
 DETECTION_S = 180.0  # the sensor looks every 30 s; the daemon may be slow on a busy machine
 BUILD_S = 300.0
@@ -84,6 +81,7 @@ def redirecting_config(target: Path, resource: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("resource", sorted(REDIRECTING))
 def test_run_config_cannot_set_any_resource(resource: str, tmp_path: Path) -> None:
+    defs = definitions_for(project_settings())
     for job in (
         defs.resolve_implicit_global_asset_job_def(),
         defs.resolve_job_def("build_all_presets_job"),
@@ -168,10 +166,10 @@ def test_dead_runs_of_this_host_fail_and_the_others_are_left(
 
 
 def test_in_process_tags_name_this_process_and_the_environment_limit() -> None:
-    tags = supervision_tags("some-run", {}, run_time_limit_s(SETTINGS.environment))
+    tags = supervision_tags("some-run", {}, run_time_limit_s(project_settings().environment))
     worker = Worker.this_process()
     assert tags[WORKER_PID_TAG] == str(os.getpid())
-    assert tags[RUN_TIME_LIMIT_TAG] == str(run_time_limit_s(SETTINGS.environment))
+    assert tags[RUN_TIME_LIMIT_TAG] == str(run_time_limit_s(project_settings().environment))
     assert not worker.is_gone()
 
 
@@ -269,12 +267,12 @@ def prepared(root: Path) -> dict[str, str]:
 
 @contextlib.contextmanager
 def dagster_dev(root: Path, env: dict[str, str], name: str = "dagster_dev") -> Iterator[Dev]:
-    """`dagster dev` (webserver, daemon, code server) in its own process group."""
+    """`dg dev` (webserver, daemon, code server) in its own process group."""
     port = free_port()
     log = root / f"{name}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [BIN / "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            [BIN / "dg", "dev", "-h", "127.0.0.1", "-p", str(port)],
             cwd=PROJECT,
             env=env,
             stdout=sink,
@@ -321,7 +319,7 @@ def test_ui_launch_cannot_redirect_the_warehouse(dev: Dev) -> None:
 
 @pytest.mark.slow
 def test_every_ui_launched_run_carries_the_time_limit_and_its_worker(dev: Dev) -> None:
-    limit = str(run_time_limit_s(SETTINGS.environment))
+    limit = str(run_time_limit_s(project_settings().environment))
     with dev.instance() as instance:
         plain = dev.launch("small")["run"]["runId"]
         longer = dev.launch("small", tags={RUN_TIME_LIMIT_TAG: "99999999"})["run"]["runId"]
@@ -479,7 +477,7 @@ def test_a_run_orphaned_by_a_crashed_code_server_is_failed_after_a_restart(
 
 @pytest.mark.slow
 def test_a_cli_materialize_with_processes_per_step_tags_its_run_worker(tmp_path: Path) -> None:
-    # `dagster asset materialize`, prod's multiprocess executor: the worker recorded is
+    # `dg launch`, prod's multiprocess executor: the worker recorded is
     # the process that runs the steps' processes, not a step's own.
     shutil.copy(PROJECT / "configs" / "dagster.yaml", tmp_path / "dagster.yaml")
     env = dict(
@@ -489,19 +487,8 @@ def test_a_cli_materialize_with_processes_per_step_tags_its_run_worker(tmp_path:
         MFN_WAREHOUSE=str(tmp_path / "warehouse"),
         MFN_CATALOG=str(tmp_path / "mfn.duckdb"),
     )
-    command = [
-        "asset",
-        "materialize",
-        "-m",
-        "mfn_pipeline.definitions",
-        "--select",
-        "*",
-        "--partition",
-        "small",
-    ]
-    subprocess.run(
-        [BIN / "dagster", *command], cwd=tmp_path, env=env, check=True, capture_output=True
-    )
+    command = ["launch", "-m", "mfn_pipeline.definitions", "--assets", "*", "--partition", "small"]
+    subprocess.run([BIN / "dg", *command], cwd=tmp_path, env=env, check=True, capture_output=True)
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         [run] = instance.get_runs()
         assert run.status == DagsterRunStatus.SUCCESS

@@ -19,11 +19,10 @@ from mfn_core import sweep
 from mfn_core.presets import load_preset
 from mfn_core.resources import GIB, batch_rows_for, estimate
 from mfn_core.tables import runs_table
-from mfn_pipeline.defs.partitions import SETTINGS
 from mfn_pipeline.lib.settings import ConfigError, Environment, check_budget, load_settings
 from mfn_pipeline.lib.warehouse import Warehouse, WarehouseError
 
-from .conftest import PROJECT, build
+from .conftest import PROJECT, build, project_settings
 
 ISSUE_SHAPE = {"grid_size": 1024, "steps": 1, "num_samples": 100_000}
 
@@ -42,7 +41,7 @@ def test_the_issue_preset_is_refused_at_load_with_its_estimate(tmp_path: Path) -
     path = configs / "presets" / "memory-probe.yaml"
     settings = load_settings(configs, "dev")
     # Only the preset fails; the others load.
-    assert set(settings.presets) == set(SETTINGS.presets)
+    assert set(settings.presets) == set(project_settings().presets)
     problem = settings.problem_of("memory-probe")
     assert problem is not None
     message = problem.message
@@ -69,7 +68,9 @@ def test_a_tight_memory_budget_refuses_with_the_memory_estimate(tmp_path: Path) 
 
 def test_every_project_preset_fits_both_budgets() -> None:
     for env in ("dev", "prod"):
-        assert set(load_settings(PROJECT / "configs", env).presets) == set(SETTINGS.presets)
+        assert set(load_settings(PROJECT / "configs", env).presets) == set(
+            project_settings().presets
+        )
 
 
 def test_the_estimate_grows_with_the_stored_fields_not_the_held_ones() -> None:
@@ -109,7 +110,9 @@ def test_a_build_beyond_the_warehouse_free_space_is_refused_before_any_run(
     small_disk: Path, tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     environment = dataclasses.replace(
-        SETTINGS.environment, warehouse=str(small_disk / "warehouse"), catalog=tmp_path / "m.db"
+        project_settings().environment,
+        warehouse=str(small_disk / "warehouse"),
+        catalog=tmp_path / "m.db",
     )
     started: list[object] = []
     real_batches = sweep._batches
@@ -145,14 +148,14 @@ def test_a_streamed_build_writes_bounded_row_groups_and_equals_run_sweep(
 ) -> None:
     result = build("small", environment, instance)
     assert result.success
-    path = Path(warehouse.table_path("simulation_runs", "small").path)
+    path = Path(warehouse.stored_file("simulation_runs", "small").path)
     metadata = pq.ParquetFile(path).metadata
     assert [metadata.row_group(k).num_rows for k in range(metadata.num_row_groups)] == [3, 3, 3, 1]
     (runs,) = result.asset_materializations_for_node("simulation_runs")
     assert runs.metadata["row_groups"].value == 4
-    assert sorted(p.name for p in path.parent.iterdir()) == ["small.parquet"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
     # Fields and features, batch by batch, equal the one-table sweep bit for bit.
-    whole = sweep.run_sweep(SETTINGS.presets["small"], keep_arrays=True)
+    whole = sweep.run_sweep(project_settings().presets["small"], keep_arrays=True)
     stored = pl.read_parquet(path).drop("duration_s")
     assert stored.equals(runs_table(whole).drop("duration_s"))
     features = warehouse.read("fractal_features", "small")
@@ -168,7 +171,7 @@ def test_a_batch_breaking_the_contract_leaves_the_previous_partition_byte_identi
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert build("small", environment, instance).success
-    path = Path(warehouse.table_path("simulation_runs", "small").path)
+    path = Path(warehouse.stored_file("simulation_runs", "small").path)
     before = path.read_bytes()
     monkeypatch.setattr(sweep, "batch_rows_for", lambda grid_size, steps: 3)
     batches_written: list[int] = []
@@ -189,7 +192,7 @@ def test_a_batch_breaking_the_contract_leaves_the_previous_partition_byte_identi
     assert "simulation_runs breaks its contract" in message
     assert "was not replaced" in message
     assert path.read_bytes() == before
-    assert sorted(p.name for p in path.parent.iterdir()) == ["small.parquet"]  # no leftovers
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no leftovers
 
 
 def test_a_stream_to_an_object_store_replaces_the_object_only_when_complete(
@@ -199,7 +202,7 @@ def test_a_stream_to_an_object_store_replaces_the_object_only_when_complete(
     first = [pl.DataFrame({"sim_id": [0, 1]}), pl.DataFrame({"sim_id": [2]})]
     written = remote.write_batches("simulation_runs", "small", iter(first))
     assert (written.rows, written.row_groups) == (3, 2)
-    stored = remote.table_path("simulation_runs", "small")
+    stored = remote.stored_file("simulation_runs", "small")
     before = stored.read_bytes()
 
     def broken() -> Iterator[pl.DataFrame]:
@@ -235,7 +238,7 @@ def test_a_disk_filling_mid_stream_fails_at_once_and_keeps_the_previous_partitio
     assert "could not be written (a stream is written once)" in str(full.value)
     assert len(pulled) < 8
     assert path.read_bytes() == before
-    assert sorted(p.name for p in path.parent.iterdir()) == ["small.parquet"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
 # --- memory that does not follow the run count -----------------------------------------
