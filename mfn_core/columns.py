@@ -366,7 +366,9 @@ SUMMARY: tuple[Column, ...] = (
     *(_aggregate(name, stat) for name in SUMMARY_SOURCES for stat in ("mean", "std")),
 )
 
+BUILD_SUCCEEDED, BUILD_FAILED = "succeeded", "failed"
 _STEP_NOT_RUN = "the build did not run that step"
+_NO_SUMMARY = "the build failed before its summary"
 BUILDS: tuple[Column, ...] = (
     Column(
         "build_id",
@@ -383,14 +385,31 @@ BUILDS: tuple[Column, ...] = (
         varies="wall-clock time",
     ),
     Column(
+        "status",
+        pl.String(),
+        "Whether every step of the build succeeded; a failed build still gets a record.",
+        choices=(BUILD_SUCCEEDED, BUILD_FAILED),
+    ),
+    Column(
+        "reason",
+        pl.String(),
+        "Why the build failed, in one line.",
+        null_when="the build succeeded",
+    ),
+    Column(
         "code_version",
         pl.String(),
         "Package version and a digest of mfn_core's sources.",
     ),
-    _CONFIG_HASH,
-    _count("runs", "Runs in simulation_runs."),
-    _count("failed_runs", "Runs that failed."),
-    _count("dataset_rows", "Rows in mfn_dataset."),
+    dataclasses.replace(_CONFIG_HASH, null_when="the preset file did not load"),
+    *_nullable(
+        (
+            _count("runs", "Runs in simulation_runs."),
+            _count("failed_runs", "Runs that failed."),
+            _count("dataset_rows", "Rows in mfn_dataset."),
+        ),
+        _NO_SUMMARY,
+    ),
     dataclasses.replace(
         _seconds("simulation_s", "Wall time of the simulation_runs step.", "wall time"),
         null_when=_STEP_NOT_RUN,

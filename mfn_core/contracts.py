@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from mfn_core.columns import STATUS_OK, SUMMARY_SOURCES, TABLES, Column
+from mfn_core.columns import BUILD_SUCCEEDED, STATUS_OK, SUMMARY_SOURCES, TABLES, Column
 
 __all__ = [
     "BUILDS_SCHEMA",
@@ -70,16 +70,18 @@ def _pandera(column: Column) -> pa.Column:
     )
 
 
-def _status_matches_reason() -> pa.Check:
+def _reason_exactly_when_failed(ok: str) -> pa.Check:
     def check(data: pa.PolarsData) -> pl.LazyFrame:
-        ok = pl.col("status") == STATUS_OK
-        return data.lazyframe.select(ok == pl.col("reason").is_null())
+        return data.lazyframe.select((pl.col("status") == ok) == pl.col("reason").is_null())
 
     return pa.Check(check, name="reason_set_exactly_when_failed")
 
 
 # Checks that tie several columns of a row together.
-_ROW_CHECKS: dict[str, list[pa.Check]] = {"simulation_runs": [_status_matches_reason()]}
+_ROW_CHECKS: dict[str, list[pa.Check]] = {
+    "simulation_runs": [_reason_exactly_when_failed(STATUS_OK)],
+    "builds": [_reason_exactly_when_failed(BUILD_SUCCEEDED)],
+}
 
 SCHEMAS: dict[str, pa.DataFrameSchema] = {
     table: pa.DataFrameSchema(

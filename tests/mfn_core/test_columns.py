@@ -202,12 +202,17 @@ def test_every_spelled_constraint_is_enforced(table: str) -> None:
     assert not missed
 
 
-def test_a_failed_run_needs_a_reason_and_an_ok_run_has_none() -> None:
-    valid = _row("simulation_runs")
-    for status, reason in (("ok", "boom"), ("failed", None)):
+@pytest.mark.parametrize(
+    ("table", "ok", "failed"),
+    [("simulation_runs", "ok", "failed"), ("builds", "succeeded", "failed")],
+)
+def test_a_failure_needs_a_reason_and_a_success_has_none(table: str, ok: str, failed: str) -> None:
+    valid = _row(table)
+    enforce(SCHEMAS[table], valid.with_columns(status=pl.lit(failed), reason=pl.lit("boom")))
+    for status, reason in ((ok, "boom"), (failed, None)):
         broken = valid.with_columns(status=pl.lit(status), reason=pl.lit(reason, pl.String()))
         with pytest.raises(ContractError, match="reason_set_exactly_when_failed"):
-            enforce(SCHEMAS["simulation_runs"], broken)
+            enforce(SCHEMAS[table], broken)
 
 
 @pytest.mark.parametrize("table", list(TABLES))
