@@ -4,8 +4,9 @@ The pandera contracts (:mod:`mfn_core.contracts`), the sweep's polars types
 (:mod:`mfn_core.sweep`), the column descriptions shown in Dagster and the Parquet
 files' schema metadata are all derived from :data:`TABLES`. Parameter columns come
 from :data:`mfn_core.params.PARAM_SPECS` and feature columns from
-:data:`mfn_core.features.ALL_FEATURE_NAMES`, so a new parameter or feature needs no
-edit here beyond its description (docs/model.md sections 3 to 8 explain each one).
+:data:`mfn_core.features.ALL_FEATURE_NAMES`: a new parameter needs no edit here, a new
+feature only its unit, meaning and bounds in ``_FEATURE_DOCS`` (docs/model.md sections
+3 to 8 explain each column).
 
 Units: the ``field`` column is in volts, every ``V_*`` and ``dV_*`` feature (and every
 other value derived from field values) is in millivolts.
