@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -32,8 +35,9 @@ if TYPE_CHECKING:
     from mfn_pipeline.lib import figures
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-FORMATS = ("table", "csv", "json", "parquet")
-BAR_WIDTH = 30
+# The formats of an --out file, by its extension; `mfn sql` also prints a table.
+FILE_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
+FORMATS = ("table", *FILE_FORMATS.values())
 NOT_LOADED = "NOT LOADED"
 
 
@@ -95,27 +99,6 @@ def cmd_presets(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FAILURE if settings.problems else EXIT_OK
 
 
-class ProgressBar:
-    """One line on a terminal: runs done / total, runs per second, time left."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.start = time.perf_counter()
-
-    def __call__(self, preset: str, done: int, total: int) -> None:
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        rate = done / elapsed
-        left = (total - done) / rate if rate > 0 else 0.0
-        filled = BAR_WIDTH * done // max(total, 1)
-        bar = "#" * filled + "." * (BAR_WIDTH - filled)
-        self.stream.write(
-            f"\r{preset:<12} [{bar}] {done}/{total} runs  {rate:6.1f} runs/s  {left:5.1f} s left"
-        )
-        if done == total:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
 BUILT, CHECKS_FAILED, FAILED = "built", "CHECKS FAILED", "FAILED"
 
 
@@ -173,7 +156,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
 
     from mfn_pipeline.definitions import BUILD_JOB, definitions_for  # noqa: PLC0415
     from mfn_pipeline.defs.resources import console_log_config, supervised_run  # noqa: PLC0415
-    from mfn_pipeline.lib import progress as progress_events  # noqa: PLC0415
+    from mfn_pipeline.lib import progress  # noqa: PLC0415
     from mfn_pipeline.lib.supervision import STARTED_BY_CLI  # noqa: PLC0415
 
     settings = _settings()
@@ -199,7 +182,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
             start = time.perf_counter()
             # Tagged with this process, so a dead build is failed (supervision.py).
             run_id, tags = supervised_run(settings.environment, STARTED_BY_CLI)
-            with progress_events.listening(ProgressBar(sys.stderr)):
+            with progress.shown(sys.stderr):
                 result = job.execute_in_process(
                     partition_key=name,
                     instance=instance,
@@ -233,7 +216,11 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_sql(args: argparse.Namespace, out: TextIO) -> int:
-    _check_target(args.format, args.out)
+    fmt = _output_format(args.format, args.out)
+    if args.out is not None and args.max_rows is not None:
+        raise UsageError(
+            f"{catalog.ROWS_FLAG} caps the rows printed and --out writes every row; pass one"
+        )
     catalog.check_read_only(args.query)
     limits = catalog.Limits(timeout_s=args.timeout, memory_limit=args.memory_limit)
     try:
@@ -242,7 +229,7 @@ def cmd_sql(args: argparse.Namespace, out: TextIO) -> int:
             for line in (session.note, *session.skipped):
                 if line:
                     sys.stderr.write(f"mfn sql: warning: {line}\n")
-            _emit(session.execute(args.query), args.format, args.out, out, args.max_rows)
+            _emit(session.execute(args.query), fmt, args.out, out, args.max_rows)
     except KeyboardInterrupt:
         raise catalog.QueryFailedError("the query was interrupted (Ctrl-C)") from None
     return EXIT_OK
@@ -251,7 +238,8 @@ def cmd_sql(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
     import duckdb  # noqa: PLC0415 - only this command opens DuckDB itself
 
-    from mfn_pipeline.lib.warehouse import VIEWS, catalog_problem, refresh_catalog  # noqa: PLC0415
+    from mfn_pipeline.lib.catalog import catalog_problem, refresh_catalog  # noqa: PLC0415
+    from mfn_pipeline.lib.warehouse import VIEWS  # noqa: PLC0415
 
     env = _settings().environment
     before = catalog_problem(env.catalog)
@@ -273,10 +261,18 @@ def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
+    from mfn_core.presets import preset_json_schema  # noqa: PLC0415
+
+    out.write(json.dumps(preset_json_schema(), indent=2) + "\n")
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     preset = args.preset
+    fmt = _output_format(args.format, args.out)
     frame = _stored(preset, "mfn_dataset")
-    _emit(frame, args.format, args.out, out)
+    _emit(frame, fmt, args.out, out)
     out.write(f"{args.out}: {frame.height} rows x {frame.width} columns of {preset}\n")
     return EXIT_OK
 
@@ -362,13 +358,31 @@ _FORMS: dict[str, catalog.Form] = {
 }
 
 
-def _check_target(fmt: str, target: Path | None) -> None:
-    if fmt == "table" and target is not None:
-        raise UsageError("--out needs --format csv, json or parquet")
-    if fmt == "parquet" and target is None:
-        raise UsageError("--format parquet needs --out FILE")
-    if target is not None:
-        _check_outside_the_data(target)
+def _output_format(fmt: str | None, target: Path | None) -> str:
+    """The format rows are written in: --out's extension tells it, --format may only agree.
+
+    An --out name without a known extension (``-``, ``rows.txt``) needs --format; an
+    extension that names another format than --format is refused, so a file's name never
+    says Parquet when it holds CSV or the other way round.
+    """
+    if target is None:
+        if fmt == "parquet":
+            raise UsageError("--format parquet needs --out FILE")
+        return fmt or "table"
+    named = FILE_FORMATS.get(target.suffix.lower())
+    chosen = fmt or named
+    if chosen is None or chosen == "table":
+        raise UsageError(
+            f"--out {target}: name the file's format by its extension "
+            f"({', '.join(FILE_FORMATS)}) or by --format csv, json or parquet"
+        )
+    if named is not None and chosen != named:
+        raise UsageError(
+            f"--format {fmt} conflicts with --out {target}, whose extension says {named}; "
+            "drop --format or rename the file"
+        )
+    _check_outside_the_data(target)
+    return chosen
 
 
 def _check_outside_the_data(target: Path) -> None:
@@ -377,7 +391,7 @@ def _check_outside_the_data(target: Path) -> None:
     A copy of a partition in a table folder would be a stray file there, and one over
     the catalog would replace it.
     """
-    from mfn_pipeline.lib.warehouse import catalog_files  # noqa: PLC0415
+    from mfn_pipeline.lib.catalog import catalog_files  # noqa: PLC0415
 
     environment = _settings().environment
     real = Path(os.path.realpath(target))
@@ -400,7 +414,6 @@ def _emit(
     max_rows: int | None = None,
 ) -> None:
     """Rows to the terminal (at most ``max_rows``) or, streamed in batches, to ``target``."""
-    _check_target(fmt, target)
     if isinstance(rows, pl.DataFrame):
         # A stored partition, not a query: written the same way, with no time limit.
         with catalog.Session({"frame": rows.to_arrow()}, catalog.Limits(timeout_s=None)) as s:
@@ -483,11 +496,23 @@ def _write_file(
         partial.unlink(missing_ok=True)
 
 
+# The widest table polars draws: off a terminal, where no width is known, a row stays
+# on one line so logs and scripts can read it line by line.
+UNWRAPPED_WIDTH = 2**16 - 1
+
+
 def _print_table(frame: pl.DataFrame, out: TextIO) -> None:
+    """``frame`` as a table that fits the terminal ``out`` writes to, if it is one.
+
+    Polars draws it, not rich: it lays out the thousand rows `mfn sql` prints at most
+    in a fraction of a second where rich takes seconds, and in the same box characters
+    that scripts already read.
+    """
+    width = shutil.get_terminal_size().columns if out.isatty() else UNWRAPPED_WIDTH
     with pl.Config(
         tbl_rows=max(frame.height, 1),
         tbl_cols=-1,
-        tbl_width_chars=200,
+        tbl_width_chars=width,
         fmt_str_lengths=60,
         tbl_hide_dataframe_shape=True,
         tbl_hide_column_data_types=True,
@@ -518,11 +543,26 @@ def _row_count(text: str) -> int:
     return int(text)
 
 
+def _version() -> str:
+    try:
+        return f"mfn {metadata.version('mfn')}"
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "mfn (not installed: pip install -e .)"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="mfn", description="Build, query and export MFN simulation data sets."
     )
-    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    root.add_argument(
+        "--version", action="version", version=_version(), help="print mfn's version and exit"
+    )
+    commands = root.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do; mfn COMMAND -h tells more",
+    )
 
     presets = commands.add_parser("presets", help="list the presets (one per partition)")
     presets.set_defaults(run=cmd_presets)
@@ -530,14 +570,32 @@ def parser() -> argparse.ArgumentParser:
     build = commands.add_parser(
         "build", help="build presets through Dagster (they show up in the UI)"
     )
-    build.add_argument("presets", nargs="*", metavar="PRESET")
-    build.add_argument("--all", action="store_true", help="build every preset")
+    which = build.add_mutually_exclusive_group()
+    which.add_argument(
+        "presets",
+        nargs="*",
+        default=[],
+        metavar="PRESET",
+        help="a preset to build (see mfn presets)",
+    )
+    which.add_argument("--all", action="store_true", help="build every preset")
     build.set_defaults(run=cmd_build)
 
+    file_formats = ", ".join(FILE_FORMATS)
     sql = commands.add_parser("sql", help="run one read-only SQL query on the catalog")
     sql.add_argument("query", help='e.g. "SELECT preset, count(*) FROM dataset GROUP BY 1"')
-    sql.add_argument("--format", choices=FORMATS, default="table")
-    sql.add_argument("--out", type=Path, help="write every row to this file (csv, json, parquet)")
+    sql.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="table, csv or json on the terminal (default table); with --out, only needed "
+        f"when the file's extension is none of {file_formats}",
+    )
+    sql.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help=f"write every row to this file, in the format its extension names ({file_formats})",
+    )
     sql.add_argument(
         "--timeout",
         type=_positive_seconds,
@@ -557,9 +615,8 @@ def parser() -> argparse.ArgumentParser:
     sql.add_argument(
         "--max-rows",
         type=_row_count,
-        default=catalog.DEFAULT_MAX_ROWS,
         metavar="N",
-        help=f"rows printed to the terminal; --out gets all (default {catalog.DEFAULT_MAX_ROWS})",
+        help=f"rows printed to the terminal (default {catalog.DEFAULT_MAX_ROWS}); --out writes all",
     )
     sql.set_defaults(run=cmd_sql)
 
@@ -569,10 +626,25 @@ def parser() -> argparse.ArgumentParser:
     rebuild.set_defaults(run=cmd_catalog)
 
     export = commands.add_parser("export", help="write a preset's ML-ready data set to a file")
-    export.add_argument("preset", metavar="PRESET")
-    export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
-    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("preset", metavar="PRESET", help="a built preset")
+    export.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help=f"the file to write, in the format its extension names ({file_formats})",
+    )
+    export.add_argument(
+        "--format",
+        choices=tuple(FILE_FORMATS.values()),
+        help="only needed when the file's extension names no format",
+    )
     export.set_defaults(run=cmd_export)
+
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of a preset file, for editors and checks"
+    )
+    schema.set_defaults(run=cmd_schema)
 
     show = commands.add_parser(
         "show", help="draw one run's final field (mV, with a colour bar) as PNG or SVG"

@@ -2,33 +2,41 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import fcntl
 import io
+import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
-from collections.abc import Iterator
+import termios
+from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
-from xml.etree import ElementTree
 
 import dagster as dg
-import numpy as np
 import polars as pl
 import pytest
-from PIL import Image
 
+from mfn_core.presets import preset_json_schema
 from mfn_pipeline import cli
 from mfn_pipeline.defs import assets
-from mfn_pipeline.defs.partitions import SETTINGS
-from mfn_pipeline.lib.settings import Environment
+from mfn_pipeline.lib.settings import Environment, Settings
+from mfn_pipeline.lib.warehouse import Warehouse
 
-from .conftest import PROJECT
+from .conftest import PROJECT, placed, project_settings
 
 
-def use(environment: Environment, monkeypatch: pytest.MonkeyPatch) -> None:
+def use(
+    environment: Environment, monkeypatch: pytest.MonkeyPatch, settings: Settings | None = None
+) -> None:
     """Point the command at this environment (its own warehouse and catalog)."""
-    settings = dataclasses.replace(SETTINGS, environment=environment)
-    monkeypatch.setattr(cli, "_settings", lambda: settings)
+    chosen = placed(environment, settings)
+    monkeypatch.setattr(cli, "_settings", lambda: chosen)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +44,9 @@ def built_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Envir
     """`mfn build small` once into a private warehouse, catalog and Dagster home."""
     root = tmp_path_factory.mktemp("cli")
     environment = dataclasses.replace(
-        SETTINGS.environment, warehouse=str(root / "warehouse"), catalog=root / "mfn.duckdb"
+        project_settings().environment,
+        warehouse=str(root / "warehouse"),
+        catalog=root / "mfn.duckdb",
     )
     (root / "home").mkdir()
     with pytest.MonkeyPatch.context() as patch:
@@ -64,7 +74,7 @@ def run(args: list[str]) -> tuple[int, str]:
 def test_presets_lists_every_preset() -> None:
     code, text = run(["presets"])
     assert code == 0
-    for name, preset in SETTINGS.presets.items():
+    for name, preset in project_settings().presets.items():
         assert name in text
         assert f"{preset.grid_size}x{preset.grid_size}" in text
     assert "r_activator: 0.05, 0.055" in text
@@ -82,24 +92,23 @@ def test_build_shows_progress_on_stderr(
 ) -> None:
     assert cli.main(["build", "small"], io.StringIO()) == 0
     err = capsys.readouterr().err
-    assert "10/10 runs" in err
+    assert "small: 10/10 runs" in err
     assert "runs/s" in err
+    assert "\r" not in err
 
 
 def test_build_fails_and_names_each_failed_check(
     built: Environment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    small = SETTINGS.presets["small"]
+    settings = project_settings()
+    small = settings.presets["small"]
     expect = dataclasses.replace(
         small.expect,
         ranges={**small.expect.ranges, "V_mean": (0.0, 1.0)},
         constant={k: v for k, v in small.expect.constant.items() if k != "f_active"},
     )
-    monkeypatch.setitem(
-        SETTINGS.presets,
-        "small",
-        dataclasses.replace(small, expect=expect),
-    )
+    strict = {**settings.presets, "small": dataclasses.replace(small, expect=expect)}
+    use(built, monkeypatch, dataclasses.replace(settings, presets=strict))
     code, text = run(["build", "small"])
     assert code == cli.EXIT_FAILURE
     assert "CHECKS FAILED" in text
@@ -114,7 +123,7 @@ def test_build_fails_and_names_each_failed_check(
         and "f_active = 0.0" in line
         for line in lines
     )
-    monkeypatch.setitem(SETTINGS.presets, "small", small)
+    use(built, monkeypatch)
     assert run(["build", "small"])[0] == cli.EXIT_OK
 
 
@@ -122,7 +131,7 @@ def test_build_names_the_step_that_failed_and_why(
     built: Environment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Below the one second a configuration file can set, so the sweep cannot finish in time.
-    limits = dataclasses.replace(built.limits, wall_clock_s=1e-6)  # type: ignore[arg-type]
+    limits = dataclasses.replace(built.limits, wall_clock_s=1e-6)
     hurried = dataclasses.replace(built, limits=limits)
     use(hurried, monkeypatch)
     code, text = run(["build", "small"])
@@ -236,7 +245,8 @@ def test_console_script_help_on_every_command() -> None:
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(PROJECT)],
             check=True,
         )
-    for command in ([], ["presets"], ["build"], ["sql"], ["export"], ["show"], ["plot"]):
+    commands = ["presets", "build", "sql", "catalog", "export", "show", "plot", "schema"]
+    for command in ([], *([name] for name in commands)):
         result = subprocess.run(
             [str(mfn), *command, "--help"],
             capture_output=True,
@@ -248,22 +258,8 @@ def test_console_script_help_on_every_command() -> None:
         assert "usage: mfn" in result.stdout
     bad = subprocess.run([str(mfn), "frobnicate"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2
-
-
-def test_show_draws_the_final_field(built: Environment, tmp_path: Path) -> None:
-    target = tmp_path / "field.png"
-    code, text = run(["show", "small", "3", "--out", str(target)])
-    assert code == 0
-    assert "32x32" in text
-    with Image.open(target) as image:
-        assert image.size == (256, 256)  # 32 cells x 8 pixels
-        pixels = np.asarray(image.convert("RGB"))
-    stored = pl.read_parquet(Path(built.warehouse) / "simulation_runs" / "small.parquet")
-    field = np.asarray(stored.filter(pl.col("sim_id") == 3)["field"][0]).reshape(32, 32)
-    hottest = np.unravel_index(np.argmax(field), field.shape)
-    coldest = np.unravel_index(np.argmin(field), field.shape)
-    assert tuple(pixels[hottest[0] * 8, hottest[1] * 8]) == (253, 231, 37)
-    assert tuple(pixels[coldest[0] * 8, coldest[1] * 8]) == (68, 1, 84)
+    version = subprocess.run([str(mfn), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout == f"mfn {metadata.version('mfn')}\n"
 
 
 def test_show_unknown_run_lists_the_range(
@@ -271,17 +267,6 @@ def test_show_unknown_run_lists_the_range(
 ) -> None:
     assert cli.main(["show", "small", "99"]) == cli.EXIT_USAGE
     assert "allowed: 0..9" in capsys.readouterr().err
-
-
-def test_plot_writes_an_svg_with_one_dot_per_run(built: Environment, tmp_path: Path) -> None:
-    target = tmp_path / "plot.svg"
-    code, _ = run(["plot", "small", "seed", "V_mean", "--out", str(target)])
-    assert code == 0
-    root = ElementTree.parse(target).getroot()
-    circles = root.findall("{http://www.w3.org/2000/svg}circle")
-    assert len(circles) == 10
-    assert root.findall("{http://www.w3.org/2000/svg}polyline")
-    assert "V_mean against seed" in target.read_text()
 
 
 def test_plot_unknown_column_lists_the_columns(
@@ -306,10 +291,238 @@ def test_no_out_file_lands_in_the_warehouse_or_over_the_catalog(
     catalog = built.catalog.read_bytes()
     for target in (
         warehouse / "mfn_dataset" / "export.parquet",
-        warehouse / "mfn_dataset" / "small.parquet",
+        Path(Warehouse(root=built.warehouse, catalog="").stored_file("mfn_dataset", "small").path),
         built.catalog,
     ):
         code, _ = run([*args, "--out", str(target)])
         assert code == cli.EXIT_USAGE
     assert {p: p.read_bytes() for p in warehouse.rglob("*") if p.is_file()} == before
     assert built.catalog.read_bytes() == catalog
+
+
+# --- what the command shows on a terminal and elsewhere ------------------------------
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+MFN = [sys.executable, "-m", "mfn_pipeline.cli"]
+
+
+def private_environment(root: Path) -> dict[str, str]:
+    """The process environment with a warehouse, catalog and Dagster home under ``root``,
+    and no COLUMNS or LINES: the width comes from the terminal, if there is one."""
+    (root / "home").mkdir(exist_ok=True)
+    (root / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    return {
+        **env,
+        "MFN_WAREHOUSE": str(root / "warehouse"),
+        "MFN_CATALOG": str(root / "mfn.duckdb"),
+        "DAGSTER_HOME": str(root / "home"),
+    }
+
+
+def on_a_terminal(command: list[str], env: dict[str, str], columns: int) -> tuple[int, str]:
+    """Exit status and everything ``command`` shows on a pseudo-terminal this wide."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    with subprocess.Popen(
+        command, stdin=follower, stdout=follower, stderr=follower, env=env, cwd=PROJECT
+    ) as process:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: every holder of the terminal's other end has closed it
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    os.close(leader)
+    return process.returncode, b"".join(chunks).decode()
+
+
+def visible_lines(shown: str) -> list[str]:
+    """The lines a terminal shows, without escape codes (the terminal ends lines with CR LF)."""
+    return ANSI_ESCAPE.sub("", shown).replace("\r\n", "\n").split("\n")
+
+
+def test_build_off_a_terminal_writes_plain_progress_lines(tmp_path: Path) -> None:
+    # FORCE_COLOR, as some CI set it, does not turn a log into a terminal.
+    env = {**private_environment(tmp_path), "FORCE_COLOR": "1"}
+    done = subprocess.run(
+        [*MFN, "build", "small"], env=env, cwd=PROJECT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == cli.EXIT_OK, done.stderr
+    assert "\r" not in done.stderr + done.stdout
+    assert "\x1b" not in done.stderr + done.stdout
+    progress = [line for line in done.stderr.splitlines() if line.startswith("small: ")]
+    assert [line.split()[1] for line in progress] == [f"{n}/10" for n in range(1, 11)]
+    assert all(line.endswith(" s left") and " runs/s " in line for line in progress)
+    assert "┆ built " in done.stdout
+
+
+def test_build_on_a_terminal_draws_a_bar_and_fits_the_summary_to_its_width(
+    tmp_path: Path,
+) -> None:
+    code, shown = on_a_terminal([*MFN, "build", "small"], private_environment(tmp_path), 90)
+    assert code == cli.EXIT_OK, shown
+    assert "\r\x1b[2K" in shown  # the bar's line is erased and drawn again in place
+    assert "━" in shown
+    assert "10/10" in shown
+    lines = visible_lines(shown)
+    assert "small: 1/10 runs" not in shown  # no plain lines on a terminal
+    table = [line for line in lines if line.startswith(("┌", "│", "╞", "└"))]
+    assert any("built" in line for line in table)
+    # Unwrapped, the summary is one line per row, wider than this terminal (its run id
+    # alone is 36 characters): here its cells wrap onto more lines than 5.
+    assert len(table) > 5
+    assert max(len(line) for line in table) <= 90
+
+
+def test_tables_fit_a_narrow_terminal_and_keep_rows_whole_elsewhere(tmp_path: Path) -> None:
+    env = private_environment(tmp_path)
+    piped = subprocess.run(
+        [*MFN, "presets"], env=env, cwd=PROJECT, capture_output=True, text=True, check=False
+    )
+    assert piped.returncode == cli.EXIT_OK, piped.stderr
+    rows = [line for line in piped.stdout.splitlines() if line.startswith("│ ")]
+    names = ["name", *sorted(project_settings().presets)]
+    assert [row.split("┆")[0].strip("│ ") for row in rows] == names  # one line per row
+    assert max(len(line) for line in rows) > 80
+    code, shown = on_a_terminal([*MFN, "presets"], env, 80)
+    assert code == cli.EXIT_OK, shown
+    lines = [line for line in visible_lines(shown) if line]
+    assert len(lines) > len(rows) + 3  # rows wrapped onto more lines
+    assert max(len(line) for line in lines) <= 80
+    for name in names:
+        assert any(line.startswith(f"│ {name} ") for line in lines)
+
+
+# --- arguments ------------------------------------------------------------------------
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (choices,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(choices.choices)
+
+
+def test_every_argument_has_a_description() -> None:
+    root = cli.parser()
+    for name, parser in {"mfn": root, **subcommands(root)}.items():
+        for action in parser._actions:
+            assert action.help, f"{name}: {action.option_strings or action.dest} has no help"
+    assert set(subcommands(root)) >= {"presets", "build", "sql", "catalog", "export", "schema"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["build", "small", "--all"],
+        ["build", "--all", "small"],
+        ["sql", "SELECT 1", "--format", "carrots"],
+    ],
+)
+def test_conflicting_arguments_are_usage_errors(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as usage:
+        cli.main(args)
+    assert usage.value.code == cli.EXIT_USAGE
+    assert "usage: mfn" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json", ".CSV"])
+def test_export_writes_the_format_its_file_name_says(
+    built: Environment, tmp_path: Path, suffix: str
+) -> None:
+    target = tmp_path / f"small{suffix}"
+    code, text = run(["export", "small", "--out", str(target)])
+    assert code == cli.EXIT_OK
+    assert f"{target}: 10 rows" in text
+    reader: dict[str, Callable[[Path], pl.DataFrame]] = {
+        ".parquet": pl.read_parquet,
+        ".csv": pl.read_csv,
+        ".json": pl.read_json,
+    }
+    frame = reader[suffix.lower()](target)
+    assert frame.height == 10
+    assert target.read_bytes().startswith(b"PAR1") == (suffix == ".parquet")
+
+
+def test_sql_writes_the_format_its_file_name_says(built: Environment, tmp_path: Path) -> None:
+    target = tmp_path / "ids.json"
+    code, _ = run(["sql", "SELECT sim_id FROM dataset ORDER BY sim_id", "--out", str(target)])
+    assert code == cli.EXIT_OK
+    assert json.loads(target.read_text()) == [{"sim_id": i} for i in range(10)]
+
+
+def test_a_file_name_without_a_known_extension_takes_format(
+    built: Environment, tmp_path: Path
+) -> None:
+    target = tmp_path / "small.txt"
+    assert run(["export", "small", "--format", "csv", "--out", str(target)])[0] == cli.EXIT_OK
+    assert pl.read_csv(target).height == 10
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["export", "small", "--format", "parquet", "--out", "{tmp}/small.csv"],
+            "--format parquet conflicts with --out {tmp}/small.csv, whose extension says csv",
+        ),
+        (
+            ["export", "small", "--out", "{tmp}/small.txt"],
+            "--out {tmp}/small.txt: name the file's format by its extension",
+        ),
+        (
+            ["sql", "SELECT 1", "--format", "json", "--out", "{tmp}/one.parquet"],
+            "--format json conflicts with --out {tmp}/one.parquet, whose extension says parquet",
+        ),
+        (
+            ["sql", "SELECT 1", "--format", "table", "--out", "{tmp}/one.csv"],
+            "--out {tmp}/one.csv: name the file's format by its extension",
+        ),
+        (
+            ["sql", "SELECT 1", "--max-rows", "5", "--out", "{tmp}/one.csv"],
+            "--max-rows caps the rows printed and --out writes every row; pass one",
+        ),
+        (["sql", "SELECT 1", "--format", "parquet"], "--format parquet needs --out FILE"),
+    ],
+)
+def test_an_out_file_that_contradicts_the_arguments_is_refused(
+    built: Environment,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    code, text = run([arg.replace("{tmp}", str(tmp_path)) for arg in args])
+    assert (code, text) == (cli.EXIT_USAGE, "")
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"mfn {args[0]}: {message.replace('{tmp}', str(tmp_path))}")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the preset schema ------------------------------------------------------------------
+
+
+def test_schema_prints_the_preset_schema_that_every_preset_file_satisfies(
+    tmp_path: Path,
+) -> None:
+    code, text = run(["schema"])
+    assert code == cli.EXIT_OK
+    assert json.loads(text) == preset_json_schema()
+    schema = tmp_path / "preset.schema.json"
+    schema.write_text(text)
+    presets = sorted((PROJECT / "configs" / "presets").glob("*.yaml"))
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(presets[0].read_text() + "grid_sise: 32\n")
+    checker = [str(Path(sys.executable).with_name("check-jsonschema")), "--schemafile", str(schema)]
+    good = subprocess.run(
+        [*checker, *map(str, presets)], check=False, capture_output=True, text=True
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = subprocess.run([*checker, str(typo)], check=False, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "grid_sise" in bad.stdout + bad.stderr
