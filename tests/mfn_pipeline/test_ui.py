@@ -17,7 +17,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from mfn_core.columns import column_docs
 from mfn_pipeline.lib.settings import load_settings
+from mfn_pipeline.lib.supervision import STARTED_BY_TAG, STARTED_BY_UI
 
 from ..servers import answers_server_info, free_port, wait_until_healthy
 from .conftest import PROJECT, catalog_connection
@@ -165,9 +167,39 @@ def test_ui_shows_the_assets_and_partitions_and_materializes_small(
     expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=BUILD_S * 1000)
     expect(page.get_by_text("partition: small").first).to_be_visible()
     assert screenshot(page, "run_succeeded").stat().st_size > 0
+    # How the run was started: the project's own tag, added when the run started.
+    page.reload()
+    page.get_by_role("button", name="View tags and config").click()
+    tags = page.get_by_role("dialog").filter(has_text=STARTED_BY_TAG)
+    expect(tags.get_by_text(f"{STARTED_BY_TAG}: {STARTED_BY_UI}").first).to_be_visible()
+    screenshot(page, "run_tags")
+    page.keyboard.press("Escape")
 
     with catalog_connection(server.root / "mfn.duckdb") as catalog:
         rows = catalog.execute(
             "SELECT count(*) FROM dataset WHERE preset = ?", ["small"]
         ).fetchall()
     assert rows == [(settings.presets["small"].num_samples,)]
+
+
+def test_ui_shows_column_descriptions_and_the_sample_field(server: Server, page: Page) -> None:
+    # Runs after the build above (tests of a module run in file order).
+    page.goto(f"{server.url}/assets/mfn_dataset")
+    dismiss_welcome(page)
+    v_mean = next(doc for doc in column_docs("mfn_dataset") if doc.name == "V_mean")
+    assert "Unit: mV" in v_mean.description
+    expect(page.get_by_text(v_mean.description).first).to_be_visible()
+    screenshot(page, "columns")
+
+    page.goto(f"{server.url}/assets/simulation_runs?view=events")
+    sample_field = page.get_by_role("row").filter(has_text="sample_field")
+    sample_field.get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog").filter(has_text="sample_field")
+    picture = dialog.locator("img").first
+    expect(picture).to_be_visible()
+    assert (picture.get_attribute("src") or "").startswith("data:image/png;base64,")
+    # Decoded and drawn by the browser, not a broken-image icon.
+    assert picture.evaluate("image => image.complete && image.naturalWidth") > 100
+    expect(dialog).to_contain_text("small sim_id 0: final field")
+    expect(dialog).to_contain_text(" mV")
+    screenshot(page, "sample_field")
