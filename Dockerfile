@@ -21,11 +21,14 @@ ENV PATH=/opt/mfn/bin:$PATH \
     MFN_CONFIG_DIR=/srv/mfn/configs \
     MFN_WAREHOUSE=/srv/mfn/data/warehouse \
     MFN_CATALOG=/srv/mfn/data/mfn.duckdb \
-    NUMBA_CACHE_DIR=/srv/mfn/numba_cache
+    NUMBA_CACHE_DIR=/srv/mfn/numba_cache \
+    MPLCONFIGDIR=/srv/mfn/matplotlib
 RUN groupadd --system --gid 10001 mfn \
     && useradd --system --uid 10001 --gid mfn --home-dir /srv/mfn --no-create-home mfn \
     && mkdir -p /srv/mfn/dagster_home/compute_logs /srv/mfn/data /srv/mfn/numba_cache \
-    && chown -R mfn:mfn /srv/mfn/dagster_home /srv/mfn/data /srv/mfn/numba_cache
+        /srv/mfn/matplotlib \
+    && chown -R mfn:mfn /srv/mfn/dagster_home /srv/mfn/data /srv/mfn/numba_cache \
+        /srv/mfn/matplotlib
 COPY --from=build /opt/mfn /opt/mfn
 WORKDIR /srv/mfn
 # Configuration and instance settings belong to root: the service cannot rewrite them.
