@@ -28,7 +28,13 @@ from dagster import AssetExecutionContext
 from upath import UPath
 
 import mfn_core
-from mfn_core.columns import column_docs, columns_of, polars_schema
+from mfn_core.columns import (
+    BUILD_FAILED,
+    BUILD_SUCCEEDED,
+    column_docs,
+    columns_of,
+    polars_schema,
+)
 from mfn_core.contracts import (
     BUILDS_SCHEMA,
     DATASET_SCHEMA,
@@ -476,14 +482,17 @@ def _build_record(
     config_hash: str | None,
     summary: Mapping[str, Any] | None,
     recorded: StepsRecorded,
+    reason: str | None = None,
 ) -> pl.DataFrame:
-    """The builds row of run ``run_id``: what its steps recorded, and its summary."""
+    """The builds row of run ``run_id``: succeeded with its summary, or failed for ``reason``."""
     outcomes = recorded.outcomes
     return pl.DataFrame(
         {
             "build_id": [run_id],
             "preset": [preset],
             "finished_at": [dt.datetime.now(dt.UTC)],
+            "status": [BUILD_SUCCEEDED if reason is None else BUILD_FAILED],
+            "reason": [reason],
             "code_version": [CODE_VERSION],
             "config_hash": [config_hash],
             "runs": [None if summary is None else summary["runs"]],
@@ -511,6 +520,27 @@ def write_build_record(
     path = warehouse.write_record("builds", preset, run_id, record)
     _catalog_refreshed(warehouse, logger)
     return path
+
+
+def failed_build_record(
+    instance: dg.DagsterInstance, run_id: str, settings: Settings, preset: str, message: str
+) -> pl.DataFrame:
+    """The builds row of run ``run_id`` of ``preset``, failed with ``message``.
+
+    A failed run never reaches the builds step; the row counts the checks its finished
+    steps recorded. Raises ContractError if the row breaks the contract (say, an
+    unknown preset name), before anything is written.
+    """
+    loaded = settings.presets.get(preset)
+    record = _build_record(
+        run_id,
+        preset,
+        None if loaded is None else loaded.config_hash,
+        None,
+        steps_recorded(instance, run_id, preset),
+        " ".join(message.split()) or "the run failed",
+    )
+    return enforce(BUILDS_SCHEMA, record)
 
 
 def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:

@@ -19,6 +19,7 @@ from mfn_core.features import ALL_FEATURE_NAMES
 from mfn_core.sweep import run_sweep
 from mfn_pipeline.definitions import definitions_for
 from mfn_pipeline.defs import checks
+from mfn_pipeline.defs.assets import failed_build_record
 from mfn_pipeline.lib import figures
 from mfn_pipeline.lib.settings import Environment
 from mfn_pipeline.lib.warehouse import VIEWS, Warehouse
@@ -69,6 +70,7 @@ def test_preset_materializes_and_equals_run_sweep(
     assert history is not None
     recorded = history.row(-1, named=True)
     assert recorded["build_id"] == result.run_id
+    assert (recorded["status"], recorded["reason"]) == ("succeeded", None)
     assert recorded["runs"] == project_settings().presets[preset].num_samples
     assert recorded["config_hash"] == project_settings().presets[preset].config_hash
     assert recorded["checks_passed"] + recorded["checks_warned"] + recorded["checks_failed"] == 6
@@ -218,6 +220,23 @@ def test_broken_table_fails_the_asset_and_keeps_the_previous_partition(
     assert materialized == {"simulation_runs"}  # downstream assets did not run
     with catalog_connection(environment.catalog) as con:
         assert con.execute("SELECT count(*) FROM features").fetchall() == [(10,)]
+    # Its record, as the run-failure sensor writes it: what the finished step recorded.
+    record = failed_build_record(
+        instance, result.run_id, project_settings(), "small", f"fractal_features:\n {message}"
+    ).row(0, named=True)
+    assert record["status"] == "failed"
+    assert record["reason"].startswith("fractal_features: ")
+    assert "\n" not in record["reason"]
+    assert record["config_hash"] == project_settings().presets["small"].config_hash
+    assert record["runs"] is None
+    assert record["simulation_s"] > 0
+    assert record["features_s"] is None
+    assert (record["checks_passed"], record["checks_failed"]) == (3, 0)
+    assert set(json.loads(record["check_outcomes"])) == {
+        f"simulation_runs.{checks.ROW_COUNT_CHECK}",
+        f"simulation_runs.{checks.CEILINGS_CHECK}",
+        f"simulation_runs.{checks.CORE_SANITY_CHECK}",
+    }
 
 
 def _embedded_png(markdown: str) -> Image.Image:
