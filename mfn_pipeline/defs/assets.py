@@ -54,7 +54,7 @@ from mfn_pipeline.defs.automation import CPU_POOL, FRESHNESS, NIGHTLY, OWNERS
 from mfn_pipeline.defs.partitions import preset_of, presets_partitions
 from mfn_pipeline.lib import figures
 from mfn_pipeline.lib import progress as progress_events
-from mfn_pipeline.lib.catalog import refresh_catalog
+from mfn_pipeline.lib.catalog import check_catalog_target, refresh_catalog
 from mfn_pipeline.lib.metering import metered
 from mfn_pipeline.lib.settings import Settings
 from mfn_pipeline.lib.warehouse import VIEWS, Warehouse, WarehouseError
@@ -145,6 +145,15 @@ def _read(
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
+def _writable(warehouse: Warehouse) -> None:
+    """Refuse, before any partition is written, a catalog path that is not this product's."""
+    try:
+        check_catalog_target(warehouse.root, Path(warehouse.catalog))
+    except WarehouseError as exc:
+        # A configuration problem: it stays until the environment file is fixed.
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+
 def _catalog_refreshed(warehouse: Warehouse, log: logging.Logger) -> dict[str, Any]:
     """Refresh the catalog's views after a write; metadata naming the files they leave out."""
     try:
@@ -164,6 +173,7 @@ def _stored(
     context: AssetExecutionContext, warehouse: Warehouse, table: str, frame: pl.DataFrame
 ) -> dict[str, Any]:
     """Write one partition, refresh the catalog, and say where the file is."""
+    _writable(warehouse)
     path = warehouse.write(table, context.partition_key, frame)
     return {
         "path": dg.MetadataValue.path(str(path)),
@@ -239,6 +249,7 @@ def simulation_runs(
     # checked against the contract first, so the step holds one batch of fields, never
     # the whole sweep; the partition is replaced only after the last batch.
     preset = preset_of(context, settings)
+    _writable(warehouse)
     _refuse_beyond_free_space(preset, warehouse)
     marks = {max(1, preset.num_samples * k // PROGRESS_STEPS) for k in range(1, PROGRESS_STEPS + 1)}
 
@@ -453,6 +464,7 @@ def builds(
         _build_record(context.run.run_id, preset.name, preset.config_hash, summary, recorded),
         preset.name,
     )
+    _writable(warehouse)
     path = write_build_record(warehouse, preset.name, context.run.run_id, record)
     try:
         history = warehouse.read_records("builds", preset.name)
@@ -515,8 +527,10 @@ def write_build_record(
     """Store one build's record (every row of the builds table goes through here).
 
     One file per build: concurrent builds of a preset never rewrite each other's
-    record, and re-executing a run replaces only its own.
+    record, and re-executing a run replaces only its own. A catalog path that is not
+    this product's is refused with a WarehouseError before the record is written.
     """
+    check_catalog_target(warehouse.root, Path(warehouse.catalog))
     path = warehouse.write_record("builds", preset, run_id, record)
     _catalog_refreshed(warehouse, logger)
     return path

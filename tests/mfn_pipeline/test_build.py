@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import io
 import json
 
 import dagster as dg
-import numpy as np
 import polars as pl
 import pytest
-from matplotlib import colormaps
-from PIL import Image
 
 from mfn_core import tables
 from mfn_core.features import ALL_FEATURE_NAMES
@@ -20,7 +15,6 @@ from mfn_core.sweep import run_sweep
 from mfn_pipeline.definitions import definitions_for
 from mfn_pipeline.defs import checks
 from mfn_pipeline.defs.assets import failed_build_record
-from mfn_pipeline.lib import figures
 from mfn_pipeline.lib.settings import Environment
 from mfn_pipeline.lib.warehouse import VIEWS, Warehouse
 
@@ -237,37 +231,3 @@ def test_broken_table_fails_the_asset_and_keeps_the_previous_partition(
         f"simulation_runs.{checks.CEILINGS_CHECK}",
         f"simulation_runs.{checks.CORE_SANITY_CHECK}",
     }
-
-
-def _embedded_png(markdown: str) -> Image.Image:
-    encoded = markdown.split("data:image/png;base64,", 1)[1].split(")", 1)[0]
-    return Image.open(io.BytesIO(base64.b64decode(encoded)))
-
-
-def test_materializations_carry_pictures(
-    environment: Environment, instance: dg.DagsterInstance
-) -> None:
-    result = build("small", environment, instance)
-    assert result.success
-    (runs,) = result.asset_materializations_for_node("simulation_runs")
-    sample = str(runs.metadata["sample_field"].value)
-    assert " mV" in sample  # the field is drawn in mV, as the V_* features are stated
-    field = np.asarray(_embedded_png(sample).convert("RGB"))
-    assert min(field.shape[:2]) >= 256
-    # The colour map's both ends are in the picture: the field's range is drawn.
-    for end in (0.0, 1.0):
-        colour = np.round(np.asarray(colormaps[figures.COLORMAP](end)[:3]) * 255)
-        assert (np.abs(field.astype(float) - colour).max(axis=2) <= 8).any(), end
-    (features,) = result.asset_materializations_for_node("fractal_features")
-    histograms = np.asarray(
-        _embedded_png(str(features.metadata["D_box_histograms"].value)).convert("RGB")
-    )
-    # D_box is constant (one bar) while D_box_rel spreads over several bins.
-    d_box, d_box_rel = (_columns_of(histograms, colour) for colour in figures.BARS[:2])
-    assert 0 < d_box < d_box_rel
-
-
-def _columns_of(picture: np.ndarray, colour: str) -> int:
-    """How many pixel columns of ``picture`` hold ``colour`` (a bar's fill)."""
-    rgb = np.array([int(colour[k : k + 2], 16) for k in (1, 3, 5)])
-    return int((picture == rgb).all(axis=2).any(axis=0).sum())
