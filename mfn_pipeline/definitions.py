@@ -17,6 +17,7 @@ from mfn_pipeline.defs.assets import GROUP, build_assets
 from mfn_pipeline.defs.automation import nightly_build_sensor
 from mfn_pipeline.defs.partitions import problems_metadata, with_problems_noted
 from mfn_pipeline.defs.resources import executor_for, resources_for, run_time_limit_s
+from mfn_pipeline.defs.sensors import failed_build_sensor
 from mfn_pipeline.lib.settings import Settings, load_settings
 from mfn_pipeline.lib.supervision import RUN_TIME_LIMIT_TAG, dead_run_sensor
 
@@ -48,6 +49,7 @@ def definitions_for(settings: Settings) -> dg.Definitions:
         jobs=[build_job(settings)],
         sensors=[
             nightly_build_sensor(dg.AssetSelection.groups(GROUP)),
+            failed_build_sensor,
             dead_run_sensor,
         ],
         resources=resources_for(settings),

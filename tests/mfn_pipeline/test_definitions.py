@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 import subprocess
@@ -10,19 +11,21 @@ import dagster as dg
 import pytest
 import yaml
 
-from mfn_pipeline.definitions import BUILD_JOB, defs
+from mfn_core.columns import column_docs
+from mfn_pipeline.definitions import BUILD_JOB, definitions_for, defs
 from mfn_pipeline.defs import checks
 from mfn_pipeline.defs.automation import CPU_POOL, FRESHNESS, NIGHTLY, NIGHTLY_SENSOR, OWNERS
 from mfn_pipeline.defs.resources import run_time_limit_s
-from mfn_pipeline.lib.settings import Settings, load_settings
+from mfn_pipeline.lib.settings import Environment, PresetProblem, Settings, load_settings
 from mfn_pipeline.lib.supervision import (
     RUN_TIME_LIMIT_TAG,
     SENSOR_INTERVAL_S,
     STARTED_BY_NIGHTLY,
     STARTED_BY_TAG,
 )
+from mfn_pipeline.lib.warehouse import Warehouse
 
-from .conftest import PROJECT
+from .conftest import PROJECT, build, placed
 
 ASSETS = ["builds", "fractal_features", "mfn_dataset", "preset_summary", "simulation_runs"]
 KINDS = {"dagster/kind/python": "", "dagster/kind/parquet": ""}
@@ -58,7 +61,11 @@ def test_definitions_snapshot(repo: dg.RepositoryDefinition) -> None:
     jobs = sorted(job.name for job in repo.get_all_jobs() if not job.name.startswith("__"))
     assert jobs == [BUILD_JOB]
     assert repo.schedule_defs == []
-    assert sorted(s.name for s in repo.sensor_defs) == ["dead_run_sensor", NIGHTLY_SENSOR]
+    assert sorted(s.name for s in repo.sensor_defs) == [
+        "dead_run_sensor",
+        "failed_build_sensor",
+        NIGHTLY_SENSOR,
+    ]
     snapshot = {
         key.to_user_string(): (
             graph.get(key).owners,
@@ -66,15 +73,52 @@ def test_definitions_snapshot(repo: dg.RepositoryDefinition) -> None:
             graph.get(key).pools,
             graph.get(key).automation_condition,
             graph.get(key).freshness_policy,
+            graph.get(key).metadata["dagster/table_name"],
         )
         for key in graph.get_all_asset_keys()
     }
     cpu = {"simulation_runs", "fractal_features"}
+    # The SQL view each table is queried by (mfn sql, the catalog).
+    views = {
+        "simulation_runs": "runs",
+        "fractal_features": "features",
+        "mfn_dataset": "dataset",
+        "preset_summary": "preset_summary",
+        "builds": "builds",
+    }
     assert snapshot == {
-        name: (OWNERS, KINDS, {CPU_POOL} if name in cpu else set(), NIGHTLY, FRESHNESS)
+        name: (OWNERS, KINDS, {CPU_POOL} if name in cpu else set(), NIGHTLY, FRESHNESS, views[name])
         for name in ASSETS
     }
     assert OWNERS == ["team:mfn"]
+
+
+def test_every_column_shown_in_the_ui_carries_its_description_and_unit(
+    repo: dg.RepositoryDefinition,
+) -> None:
+    graph = repo.asset_graph
+    shown = {}
+    for key in graph.get_all_asset_keys():
+        schema = graph.get(key).metadata["dagster/column_schema"]
+        assert isinstance(schema, dg.TableSchema)
+        shown[key.to_user_string()] = {c.name: (c.type, c.description) for c in schema.columns}
+        # Spelled once: what the UI shows is the column catalogue's text, column by column.
+        assert list(shown[key.to_user_string()].items()) == [
+            (doc.name, (doc.type, doc.description)) for doc in column_docs(key.to_user_string())
+        ]
+        for column in schema.columns:
+            assert column.description, (key, column.name)
+    # The units users trip over: the stored field in volts, the V_* features in mV.
+    assert shown["simulation_runs"]["field"][1] == (
+        "The final field, row-major N*N values: reshape(N, N). "
+        "Unit: V (the V_* and dV_* features are in mV). Null when the run failed."
+    )
+    assert shown["mfn_dataset"]["V_mean"][1] == (
+        "Mean of the final field. Unit: mV (the field column itself is in volts). "
+        "Allowed: in [-95, 40], finite."
+    )
+    assert "Not reproducible" in str(shown["mfn_dataset"]["duration_s"][1])
+    assert {name: shown[name]["preset"][0] for name in ASSETS} == dict.fromkeys(ASSETS, "String")
 
 
 def test_assets_are_described_grouped_and_carry_their_column_schema(
@@ -206,3 +250,43 @@ def test_every_step_but_the_sweep_retries_with_backoff_and_runs_carry_a_time_lim
     assert run_limit == run_time_limit_s(settings.environment)
     # The sweep fits, with time left for the other steps.
     assert run_limit > settings.environment.limits.wall_clock_s
+
+
+def test_a_build_that_fails_at_its_first_step_leaves_a_failed_builds_record(
+    environment: Environment, warehouse: Warehouse, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    # small's file "did not load": its run fails in simulation_runs, long before builds.
+    project = placed(environment)
+    problem = PresetProblem(tmp_path / "small.yaml", "small.yaml: cut off mid-write", "small")
+    presets = {name: p for name, p in project.presets.items() if name != "small"}
+    broken = dataclasses.replace(project, presets=presets, problems=(problem,))
+    loaded = definitions_for(broken)
+    repo = loaded.get_repository_def()
+    sensor = repo.get_sensor_def("failed_build_sensor")
+
+    def tick(cursor: str | None) -> str | None:
+        # As the daemon evaluates it, with the code location's own resources.
+        context = dg.build_sensor_context(
+            instance=instance, repository_def=repo, cursor=cursor, resources=loaded.resources
+        )
+        return sensor.evaluate_tick(context).cursor
+
+    # The first tick only marks where the sensor starts reading.
+    cursor = tick(None)
+    good = build("benchmark", environment, instance, broken)
+    failed = build("small", environment, instance, broken)
+    assert good.success
+    assert not failed.success
+    assert warehouse.read_records("builds", "small") is None  # what a failed build left before
+    tick(cursor)
+    records = warehouse.read_records("builds", "small")
+    assert records is not None
+    assert records.height == 1
+    row = records.row(0, named=True)
+    assert row["build_id"] == failed.run_id
+    assert row["status"] == "failed"
+    assert row["reason"].startswith("step simulation_runs: small.yaml: cut off mid-write")
+    # The good build recorded itself; the sensor adds nothing for it.
+    benchmark = warehouse.read_records("builds", "benchmark")
+    assert benchmark is not None
+    assert benchmark["status"].to_list() == ["succeeded"]
