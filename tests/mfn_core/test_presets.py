@@ -141,6 +141,13 @@ def test_preset_error_is_a_param_error() -> None:
 
 
 SMALL = (PRESETS / "small.yaml").read_text(encoding="utf-8")
+
+
+def line_of(text: str, start: str) -> int:
+    """The 1-based number of the first line of ``text`` that starts with ``start``."""
+    return next(n for n, line in enumerate(text.splitlines(), 1) if line.startswith(start))
+
+
 # The classic "billion laughs": 445 bytes that stand for 9^9 strings once expanded.
 ALIAS_BOMB = "description:\n" + "".join(
     f"  {name}: &{name} [{', '.join([item] * 9)}]\n"
@@ -164,7 +171,8 @@ def _hostile(folder: Path) -> dict[str, str]:
     put(
         "bigint.yaml",
         SMALL.replace("base_seed: 42", "base_seed: " + "9" * 5000),
-        "line 7, column 12: an integer of 5000 characters; allowed: at most 64",
+        f"line {line_of(SMALL, 'base_seed:')}, column 12: an integer of 5000 characters; "
+        "allowed: at most 64",
     )
     put(
         "sexagesimal.yaml",
@@ -174,14 +182,16 @@ def _hostile(folder: Path) -> dict[str, str]:
     put(
         "dup.yaml",
         SMALL.replace("steps: 50", "steps: 50\nnum_samples: 99\nsteps: 5000"),
-        "line 6, column 1: key 'steps' is given twice (lines 4 and 6); keep one",
+        f"line {line_of(SMALL, 'steps:') + 2}, column 1: key 'steps' is given twice "
+        f"(lines {line_of(SMALL, 'steps:')} and {line_of(SMALL, 'steps:') + 2}); keep one",
     )
     put(
         "dup_nested.yaml",
         SMALL.replace("alpha: [0.15]", "{alpha: [0.15], alpha: [0.2]}").replace(
             "sweep:\n  ", "sweep: "
         ),
-        "key 'alpha' is given twice (lines 8 and 8)",
+        f"key 'alpha' is given twice (lines {line_of(SMALL, 'sweep:')} and "
+        f"{line_of(SMALL, 'sweep:')})",
     )
     put(
         "python_tag.yaml",
