@@ -392,8 +392,8 @@ def _partition_of(path: object) -> str:
 def rebuild_hint(partition: str) -> str:
     """How a user repairs or creates one partition: a full rebuild replaces every file."""
     return (
-        f"rebuild the partition: mfn build {partition} (or dagster asset materialize "
-        f"-m mfn_pipeline.definitions --select '*' --partition {partition})"
+        f"rebuild the partition: mfn build {partition} "
+        f"(or dg launch --assets '*' --partition {partition})"
     )
 
 

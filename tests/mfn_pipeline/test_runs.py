@@ -1,6 +1,6 @@
 """Runs of the code location: fixed resources, a time limit on each run, dead runs failed.
 
-The slow cases start a real `dagster dev` (webserver, daemon, code server) on a
+The slow cases start a real `dg dev` (webserver, daemon, code server) on a
 private Dagster home with configs/dagster.yaml, launch runs the way the UI does
 (GraphQL launchRun of the implicit asset job) and kill real processes.
 """
@@ -173,7 +173,7 @@ def test_in_process_tags_name_this_process_and_the_environment_limit() -> None:
     assert not worker.is_gone()
 
 
-# ---------------------------------------------------------------- a real dagster dev
+# -------------------------------------------------------------------- a real dg dev
 
 # A preset that builds for minutes: long enough to be killed or stopped mid-run.
 SLOW_PRESET = {"name": "slow", "grid_size": 96, "steps": 5000, "num_samples": 400}
@@ -281,7 +281,7 @@ def dagster_dev(root: Path, env: dict[str, str], name: str = "dagster_dev") -> I
         )
     running = Dev(f"http://127.0.0.1:{port}", process, root, env, log)
     try:
-        wait_until_healthy(process, lambda: answers_server_info(running.url), "dagster dev", log)
+        wait_until_healthy(process, lambda: answers_server_info(running.url), "dg dev", log)
         yield running
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -446,7 +446,7 @@ def test_a_run_orphaned_by_a_crashed_code_server_is_failed_after_a_restart(
     tmp_path: Path,
 ) -> None:
     # An OOM-killed code server or a restarted container: nothing that launched the
-    # run is left to notice that its worker is gone, and `dagster dev` does not
+    # run is left to notice that its worker is gone, and `dg dev` does not
     # restart a dead code server by itself; the next start of the services does.
     env = prepared(tmp_path)
     with dagster_dev(tmp_path, env, "first") as dev, dev.instance() as instance:
