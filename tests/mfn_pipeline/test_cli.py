@@ -26,6 +26,7 @@ from mfn_core.presets import preset_json_schema
 from mfn_pipeline import cli
 from mfn_pipeline.defs import assets
 from mfn_pipeline.lib.settings import Environment, Settings
+from mfn_pipeline.lib.supervision import STARTED_BY_CLI, STARTED_BY_TAG
 from mfn_pipeline.lib.warehouse import Warehouse
 
 from .conftest import PROJECT, placed, project_settings
@@ -85,6 +86,7 @@ def test_build_records_the_run_in_the_instance(built_once: tuple[Environment, Pa
         runs = instance.get_runs()
     assert len(runs) >= 1
     assert {run.tags.get("dagster/partition") for run in runs} == {"small"}
+    assert {run.tags.get(STARTED_BY_TAG) for run in runs} == {STARTED_BY_CLI}
 
 
 def test_build_shows_progress_on_stderr(

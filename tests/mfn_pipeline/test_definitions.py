@@ -18,10 +18,14 @@ from mfn_pipeline.defs.automation import CPU_POOL, FRESHNESS, NIGHTLY, NIGHTLY_S
 from mfn_pipeline.defs.resources import run_time_limit_s
 from mfn_pipeline.lib.settings import Environment, PresetProblem, Settings, load_settings
 from mfn_pipeline.lib.supervision import (
+    FROM_UI_TAG,
     RUN_TIME_LIMIT_TAG,
     SENSOR_INTERVAL_S,
+    STARTED_BY_CLI,
     STARTED_BY_NIGHTLY,
     STARTED_BY_TAG,
+    STARTED_BY_UI,
+    supervision_tags,
 )
 from mfn_pipeline.lib.warehouse import Warehouse
 
@@ -205,6 +209,15 @@ def test_the_nightly_sensor_runs_by_default_and_tags_its_runs(
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.run_tags == {STARTED_BY_TAG: STARTED_BY_NIGHTLY}
     assert not sensor.emit_backfills  # one run per preset, queued like any other run
+
+
+def test_a_run_launched_from_the_ui_is_tagged_as_started_there() -> None:
+    # What the executor adds when a run starts, from the tags the launch gave it.
+    assert supervision_tags("r", {FROM_UI_TAG: "true"}, 60)[STARTED_BY_TAG] == STARTED_BY_UI
+    assert STARTED_BY_TAG not in supervision_tags("r", {}, 60)
+    nightly = {FROM_UI_TAG: "true", STARTED_BY_TAG: STARTED_BY_NIGHTLY}
+    assert STARTED_BY_TAG not in supervision_tags("r", nightly, 60)  # kept as launched
+    assert STARTED_BY_CLI == "mfn build"
 
 
 def test_local_instance_queues_runs_one_at_a_time(tmp_path: Path) -> None:
