@@ -1,1 +1,1 @@
-"""Dagster definitions by concern: assets, checks, partitions, resources, automation."""
+"""Dagster definitions by concern: assets, checks, partitions, resources, automation, sensors."""
