@@ -348,10 +348,15 @@ def test_a_preset_can_be_changed_only_into_a_valid_one() -> None:
 
 # Hashes of the shipped presets: stored data sets carry them, so they must not change.
 CONFIG_HASHES = {
+    # pragma: allowlist nextline secret
     "benchmark": "5545dd0aeecc54a3df47d096c53f3b92b5ce1c975fb0fefcfde844d92d3f9ad7",
+    # pragma: allowlist nextline secret
     "large": "f8920fbaa8d1dd7df099b2903672135d0680c0c20197745133f69bb8a5413311",
+    # pragma: allowlist nextline secret
     "medium": "a6a65485e10435171a8afee89835c362d8df7f1c6f38e9bab0b2332d648ab230",
+    # pragma: allowlist nextline secret
     "small": "2cc79f3d4f3265521a7708caa89d2870759e788ce23713d10316c3d1571421cd",
+    # pragma: allowlist nextline secret
     "transition": "5d3d068ec6f2df18a2a0aaf3cc2b82871ac234f86fcb88a3fe74cf27d3fd8e40",
 }
 

@@ -58,7 +58,7 @@ def _edit(path: Path, old: str, new: str) -> None:
         ("steps: 50", "steps: [50", "not valid YAML"),
         ("steps: 50", "steps: 50\ncolour: red", "unknown field 'colour'"),
         ("steps: 50", "steps: fifty", "steps = 'fifty'"),
-        ("steps: 50", "steps: 50\nsteps: 60", "key 'steps' is given twice (lines 4 and 5)"),
+        ("steps: 50", "steps: 50\nsteps: 60", "key 'steps' is given twice (lines 5 and 6)"),
         ("alpha: [0.15]", "alpha: [0.5]", "sweep.alpha[0] = 0.5"),
         ("name: small", "name: Small!", "name = 'Small!'"),
         ("name: small", "name: medium", "differs from the file name"),
