@@ -223,7 +223,7 @@ def _feature_column(name: str) -> Column:
 _PRESET = Column(
     "preset",
     pl.String(),
-    "Name of the preset (configs/presets/<name>.yaml).",
+    "Name of the preset: its file is configs/presets/NAME.yaml.",
     pattern=f"^{NAME_PATTERN.pattern}$",
 )
 KEY: tuple[Column, ...] = (
@@ -425,7 +425,7 @@ BUILDS: tuple[Column, ...] = (
     Column(
         "check_outcomes",
         pl.String(),
-        'JSON object: "<asset>.<check>" -> passed, warned or failed.',
+        'JSON object from "ASSET.CHECK" to passed, warned or failed.',
     ),
 )
 
