@@ -63,7 +63,7 @@ def test_a_superseded_generation_is_retired_once_it_was_replaced_long_enough_ago
     assert Path(first.path).exists()  # a reader holding the previous catalog still finds it
     # An hour later, as the next build writes:
     later = time.time_ns() + (storage.SUPERSEDED_KEPT_S + 1) * 1_000_000_000
-    monkeypatch.setattr(storage.time, "time_ns", lambda: later)
+    monkeypatch.setattr(time, "time_ns", lambda: later)
     third = warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", rows=3))
     assert not Path(first.path).exists()
     assert Path(second.path).exists()  # replaced just now: kept for its readers
@@ -88,7 +88,7 @@ def test_a_partition_of_the_earlier_layout_is_read_until_a_build_replaces_it(
     with catalog_connection(warehouse.catalog) as con:
         assert con.execute("SELECT count(*) FROM dataset").fetchall() == [(1,)]
     later = time.time_ns() + (storage.SUPERSEDED_KEPT_S + 1) * 1_000_000_000
-    monkeypatch.setattr(storage.time, "time_ns", lambda: later)
+    monkeypatch.setattr(time, "time_ns", lambda: later)
     warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", rows=3))
     assert not earlier.exists()
 
