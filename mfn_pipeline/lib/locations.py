@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mfn_pipeline.lib.warehouse import VIEWS
+
 # DuckDB reads these as a glob pattern in a file name, so a path holding one could
 # make a view read another folder's files.
 GLOB_CHARACTERS = frozenset("*?[]{}")
@@ -48,6 +50,11 @@ def nesting_refusal(warehouse: str, catalog: Path) -> str | None:
             "outside the warehouse, or directly in its top folder"
         )
     folder = Path(os.path.realpath(catalog.parent))
+    if folder == root and catalog.name in VIEWS.values():
+        return (
+            f"catalog = {str(catalog)!r} is named like the warehouse's table folder "
+            f"{catalog.name}, which the tables need; allowed: any other name, e.g. mfn.duckdb"
+        )
     if folder != root and folder.is_relative_to(root):
         return (
             f"catalog = {str(catalog)!r} lies inside the warehouse's table folders "

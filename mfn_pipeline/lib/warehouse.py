@@ -47,9 +47,10 @@ _IO_ERROR = "(os error"  # how polars quotes an errno it hit
 WRITE_RETRY_DELAYS_S = (1.0, 2.0)
 # Build records are named by Dagster run ids.
 RECORD_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
-# A generation is named by the UTC time it was written (to the nanosecond, so names sort
-# in time) and a random suffix, so concurrent writers of one partition never collide.
-GENERATION_PATTERN = re.compile(r"(?P<at>\d{8}T\d{15})Z-[0-9a-f]{8}")
+# A generation is named by the UTC time it became current (to the nanosecond, so names
+# sort in time) and a random suffix, so concurrent writers of one partition never collide.
+GENERATION_PATTERN = re.compile(r"(?P<at>\d{8}T\d{6})(?P<ns>\d{9})Z-[0-9a-f]{8}")
+_STAMP = "%Y%m%dT%H%M%S"
 # How long a superseded generation stays readable after a newer one replaced it.
 SUPERSEDED_KEPT_S = 3600
 
@@ -82,6 +83,8 @@ class WarehouseError(RuntimeError):
 
 # Writes the whole content of one file to the handle it is given.
 FileWriter = Callable[[BinaryIO], None]
+# Names a file that is about to appear in the folder it is given.
+Namer = Callable[["UPath"], str]
 
 
 @dataclass
@@ -113,12 +116,6 @@ class Warehouse:
         """Where one partition's files live: its generations, or an append-only table's records."""
         return UPath(self.root) / _checked(table, "table") / _checked(partition)
 
-    def _new_generation(self, table: str, partition: str) -> UPath:
-        now = time.time_ns()
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000_000))
-        name = f"{stamp}{now % 1_000_000_000:09d}Z-{uuid.uuid4().hex[:8]}{SUFFIX}"
-        return self.partition_folder(table, partition) / name
-
     def stored_file(self, table: str, partition: str) -> UPath:
         """The current file of a stored partition; a WarehouseError if it is not built."""
         current = _generations(self.partition_folder(table, partition))
@@ -135,8 +132,9 @@ class Warehouse:
 
     def write(self, table: str, partition: str, frame: pl.DataFrame) -> UPath:
         """Replace one partition of ``table`` by a new generation in one atomic step."""
-        path = self._store(self._new_generation(table, partition), _parquet_of(frame, table))
-        _retire_superseded(path.parent)
+        folder = self.partition_folder(table, partition)
+        path = self._store(folder, _next_generation, _parquet_of(frame, table))
+        _retire_superseded(folder)
         return path
 
     def write_batches(
@@ -151,15 +149,16 @@ class Warehouse:
         of the file system before the first batch is read is retried like any write;
         after it, the batches are gone and the write fails at once.
         """
-        path = self._new_generation(table, partition)
-        written = StreamedWrite(path)
+        folder = self.partition_folder(table, partition)
+        written = StreamedWrite(folder)
         write = _row_groups(batches, table, written)
-        self._store(path, write, retry=lambda: written.row_groups == 0)
+        path = self._store(folder, _next_generation, write, retry=lambda: written.row_groups == 0)
+        written.path = path
         if _is_local(path):
             written.size_bytes = Path(path.path).stat().st_size
         else:
             written.size_bytes = int(path.stat().st_size)
-        _retire_superseded(path.parent)
+        _retire_superseded(folder)
         return written
 
     def free_bytes(self) -> int | None:
@@ -183,7 +182,8 @@ class Warehouse:
 
     def write_record(self, table: str, partition: str, record: str, frame: pl.DataFrame) -> UPath:
         """Add (or replace) one record file of an append-only table such as builds."""
-        return self._store(self.record_path(table, partition, record), _parquet_of(frame, table))
+        path = self.record_path(table, partition, record)
+        return self._store(path.parent, lambda _: path.name, _parquet_of(frame, table))
 
     def read_records(self, table: str, partition: str) -> pl.DataFrame | None:
         """Every record file of one partition of an append-only table, or None if none."""
@@ -197,18 +197,22 @@ class Warehouse:
 
     def _store(
         self,
-        path: UPath,
+        folder: UPath,
+        name: Namer,
         write: FileWriter,
         retry: Callable[[], bool] = lambda: True,
     ) -> UPath:
-        """Write the file ``write`` writes to ``path`` atomically, retrying hiccups.
+        """Write the file ``write`` writes into ``folder`` atomically, retrying hiccups.
 
-        ``retry()`` says whether the content can still be written again after a failure.
+        ``name(folder)`` names the file once its content is complete, just before it
+        appears. ``retry()`` says whether the content can still be written again after
+        a failure.
         """
         attempts = len(WRITE_RETRY_DELAYS_S) + 1
+        path = folder
         for attempt in range(1, attempts + 1):
             try:
-                _put(path, write)
+                path = _put(folder, name, write)
                 break
             # polars reports the file system's errors (ENOSPC among them) as ComputeError.
             except (OSError, pl.exceptions.ComputeError) as exc:
@@ -221,7 +225,7 @@ class Warehouse:
                     delay = WRITE_RETRY_DELAYS_S[attempt - 1]
                     logger.warning(
                         "%s: write %d of %d failed (%s); trying again in %g s",
-                        path, attempt, attempts, reason, delay,
+                        folder, attempt, attempts, reason, delay,
                     )  # fmt: skip
                     time.sleep(delay)
                     continue
@@ -232,8 +236,8 @@ class Warehouse:
                 tries = f"in {attempts} attempts" if attempts > 1 else "(a stream is written once)"
                 fix = "free space on that file system" if full else "fix the cause"
                 raise WarehouseError(
-                    f"{path}: could not be written {tries} ({reason}); the previous version, "
-                    f"if any, is untouched; {fix}, then rebuild"
+                    f"{folder}: a new file could not be written {tries} ({reason}); the "
+                    f"previous version, if any, is untouched; {fix}, then rebuild"
                 ) from exc
         return path
 
@@ -302,23 +306,25 @@ def _row_groups(batches: Iterable[pl.DataFrame], table: str, written: StreamedWr
     return write
 
 
-def _put(path: UPath, write: FileWriter) -> None:
-    """Write a file to ``path`` so that readers see the old file or the new, never a mix.
+def _put(folder: UPath, name: Namer, write: FileWriter) -> UPath:
+    """Write a file into ``folder`` so that readers see it whole or not at all.
 
     Local files go through one temporary file, locked, synced and renamed. Object
     stores publish a whole object per upload: the content is spooled to a local
     temporary file (bounded memory, however large the stream) and uploaded once, as
     a multipart upload where the store does so for large files; a failure before the
-    upload leaves the previous object as it was.
+    upload leaves the folder as it was. Either way the file is named only when its
+    content is complete.
     """
-    if _is_local(path):
-        _atomic_local_write(Path(path.path), write)
-        return
+    if _is_local(folder):
+        return folder / _atomic_local_write(Path(folder.path), name, write)
     with tempfile.NamedTemporaryFile(prefix=".mfn-upload-", suffix=".tmp") as spool:
         write(cast(BinaryIO, spool))
         spool.flush()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name(folder)
         path.fs.put_file(spool.name, path.path)
+        return path
 
 
 def _decoded_batches(path: UPath, columns: list[str] | None, repair: str) -> Iterator[pl.DataFrame]:
@@ -386,7 +392,7 @@ def repair_hint(path: object, record: bool) -> str:
 def _partition_of(path: object) -> str:
     """The partition a table file holds: its folder's name for a generation, else its stem."""
     file = PurePosixPath(str(path))
-    return file.parent.name if GENERATION_PATTERN.fullmatch(file.stem) else file.stem
+    return file.parent.name if _became_current_ns(file.name) is not None else file.stem
 
 
 def rebuild_hint(partition: str) -> str:
@@ -429,6 +435,7 @@ def _generations(folder: UPath) -> list[UPath]:
 
     A warehouse of the earlier layout kept a partition as TABLE/<preset>.parquet: that
     file counts as the oldest generation, so it is read until a build replaces it.
+    Only files count; a name that is not a real time is no generation.
     """
     earlier = folder.with_name(f"{folder.name}{SUFFIX}")
     found = [earlier] if earlier.is_file() else []
@@ -438,28 +445,50 @@ def _generations(folder: UPath) -> list[UPath]:
                 entry
                 for entry in folder.iterdir()
                 if entry.name.endswith(SUFFIX)
-                and GENERATION_PATTERN.fullmatch(entry.name[: -len(SUFFIX)])
+                and _became_current_ns(entry.name) is not None
+                and entry.is_file()
             ),
             key=lambda entry: entry.name,
         )
     return found
 
 
-def _written_at_s(generation: UPath) -> float:
-    """When a generation file was written, in seconds since the epoch, from its name."""
-    match = GENERATION_PATTERN.match(generation.name)
+def _became_current_ns(name: str) -> int | None:
+    """When the generation file ``name`` became current, in ns since the epoch (None: no
+    generation's name)."""
+    match = GENERATION_PATTERN.fullmatch(name.removesuffix(SUFFIX))
     if match is None:
-        raise ValueError(f"{generation}: not named by the time it was written")
-    at = match["at"]
-    return calendar.timegm(time.strptime(at[:15], "%Y%m%dT%H%M%S")) + int(at[15:]) / 1e9
+        return None
+    try:
+        seconds = calendar.timegm(time.strptime(match["at"], _STAMP))
+    except ValueError:
+        return None  # month 13, hour 25: a copied or hand-made name
+    return seconds * 1_000_000_000 + int(match["ns"])
+
+
+def _next_generation(folder: UPath) -> str:
+    """The name of a generation that becomes current now, after every one in ``folder``.
+
+    Named from this machine's clock, but always after the newest name already there: a
+    clock set back (or another writer's clock ahead) never makes a new write lose to
+    an older one.
+    """
+    latest = max(
+        (at for entry in _generations(folder) if (at := _became_current_ns(entry.name))),
+        default=0,
+    )
+    at = max(time.time_ns(), latest + 1)
+    stamp = time.strftime(_STAMP, time.gmtime(at // 1_000_000_000))
+    return f"{stamp}{at % 1_000_000_000:09d}Z-{uuid.uuid4().hex[:8]}{SUFFIX}"
 
 
 def _retire_superseded(folder: UPath, kept_s: float = SUPERSEDED_KEPT_S) -> None:
     """Delete the files of a partition that a newer one replaced more than ``kept_s`` ago."""
     generations = _generations(folder)
-    now = time.time_ns() / 1e9
+    now = time.time_ns()
     for old, successor in itertools.pairwise(generations):
-        if now - _written_at_s(successor) < kept_s:
+        replaced_at = _became_current_ns(successor.name)
+        if replaced_at is None or now - replaced_at < kept_s * 1_000_000_000:
             break  # later ones were replaced later still
         try:
             old.unlink()
@@ -470,31 +499,33 @@ def _retire_superseded(folder: UPath, kept_s: float = SUPERSEDED_KEPT_S) -> None
             logger.warning("left superseded %s in place: %s", old, exc)
 
 
-def _atomic_local_write(path: Path, write: FileWriter) -> None:
-    """Write ``path`` atomically with ``write``.
+def _atomic_local_write(folder: Path, name: Namer, write: FileWriter) -> str:
+    """Write a file into ``folder`` atomically with ``write``; return the name it got.
 
-    If ``write`` raises, the temporary file is removed and ``path`` stays as it was.
+    If ``write`` raises, the temporary file is removed and nothing new appears.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(path.parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(folder)
     # Same folder, so the rename never crosses a file system; the name does not end
-    # in .parquet, so catalog globs never pick up a half-written file.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    # in .parquet, so a listing never picks up a half-written file.
+    tmp = folder / f".{uuid.uuid4().hex}.tmp"
     try:
         with _locked_new_file(tmp) as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            final = name(UPath(folder))
+            os.replace(tmp, folder / final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     try:
-        _fsync_dir(path.parent)
+        _fsync_dir(folder)
     except OSError as exc:
         # The new file is in place; only the durability of its name across a power
         # cut is in doubt, which does not make this write a failure.
-        logger.warning("wrote %s, but could not sync its folder: %s", path, exc)
+        logger.warning("wrote %s, but could not sync its folder: %s", folder / final, exc)
+    return final
 
 
 @contextlib.contextmanager
@@ -600,8 +631,9 @@ def _candidates(folder: UPath, records: bool) -> Iterator[tuple[UPath, str | Non
             for file in sorted(entry.iterdir()):
                 if not file.name.endswith(SUFFIX):
                     continue
-                pattern = RECORD_PATTERN if records else GENERATION_PATTERN
-                if not (preset_ok and pattern.fullmatch(file.name[: -len(SUFFIX)])):
+                stem = file.name[: -len(SUFFIX)]
+                named = RECORD_PATTERN.fullmatch(stem) if records else _became_current_ns(stem)
+                if not (preset_ok and named is not None):
                     yield file, f"not named {shape}; {_MOVE_AWAY}"
                 elif not file.is_file():
                     yield file, f"not a file; {_MOVE_AWAY}"

@@ -513,7 +513,10 @@ def test_locations_with_glob_characters_are_refused_at_load(
     assert len(str(refused.value).splitlines()) == 1
 
 
-@pytest.mark.parametrize("inside", ["mfn_dataset/mfn.duckdb", "builds/small/mfn.duckdb", "."])
+@pytest.mark.parametrize(
+    "inside",
+    ["mfn_dataset/mfn.duckdb", "builds/small/mfn.duckdb", ".", "simulation_runs", "builds"],
+)
 def test_a_catalog_inside_the_warehouse_tables_or_equal_to_it_is_refused(
     inside: str, locations: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

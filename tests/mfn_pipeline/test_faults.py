@@ -161,12 +161,12 @@ def flaky_writes(monkeypatch: pytest.MonkeyPatch, failures: dict[str, int]) -> N
     """Make the next ``failures[table]`` writes of each table fail with ENOSPC."""
     real_write = storage._atomic_local_write
 
-    def flaky_write(path: Path, write: storage.FileWriter) -> None:
-        table = path.parent.parent.name  # TABLE/<preset>/<generation>.parquet
+    def flaky_write(folder: Path, name: storage.Namer, write: storage.FileWriter) -> str:
+        table = folder.parent.name  # TABLE/<preset>/<generation>.parquet
         if failures.get(table, 0) > 0:
             failures[table] -= 1
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real_write(path, write)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
+        return real_write(folder, name, write)
 
     monkeypatch.setattr(storage, "_atomic_local_write", flaky_write)
 

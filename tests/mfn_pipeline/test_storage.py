@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -70,6 +71,62 @@ def test_a_superseded_generation_is_retired_once_it_was_replaced_long_enough_ago
     assert third.name > second.name
     assert warehouse.read("mfn_dataset", "small").height == 3
     assert warehouse.stored_file("mfn_dataset", "small") == third
+
+
+def test_a_generation_is_named_when_it_lands_so_a_slow_write_replaces_a_quicker_one(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def slow() -> Iterator[pl.DataFrame]:
+        yield contract_frame("mfn_dataset", sim_id=[1])
+        # Another build of the preset lands while this stream is being written.
+        warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", sim_id=[2]))
+        yield contract_frame("mfn_dataset", sim_id=[3])
+
+    streamed = warehouse.write_batches("mfn_dataset", "small", slow())
+    assert warehouse.stored_file("mfn_dataset", "small") == streamed.path
+    assert warehouse.read("mfn_dataset", "small")["sim_id"].to_list() == [1, 3]
+    # The hour a replaced file stays starts when its successor landed, not when it began.
+    kept = storage.SUPERSEDED_KEPT_S * 1_000_000_000
+    just_under = time.time_ns() + kept - 60 * 1_000_000_000
+    monkeypatch.setattr(time, "time_ns", lambda: just_under)
+    warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", sim_id=[4]))
+    assert Path(streamed.path.path).exists()
+
+
+def test_a_clock_set_back_never_makes_a_new_write_lose_to_an_older_one(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", sim_id=[1]))
+    an_hour_ago = time.time_ns() - 3600 * 1_000_000_000
+    monkeypatch.setattr(time, "time_ns", lambda: an_hour_ago)  # the same ns, twice
+    for sim_id in (2, 3):
+        path = warehouse.write(
+            "mfn_dataset", "small", contract_frame("mfn_dataset", sim_id=[sim_id])
+        )
+        assert warehouse.stored_file("mfn_dataset", "small") == path
+    assert warehouse.read("mfn_dataset", "small")["sim_id"].to_list() == [3]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["20261324T000000000000000Z-0123abcd.parquet", "20991231T235959000000000Z-0123abcd.parquet"],
+)
+def test_a_file_named_like_a_generation_that_is_none_is_passed_over_or_repaired(
+    warehouse: Warehouse, name: str
+) -> None:
+    folder = Path(warehouse.root) / "mfn_dataset" / "small"
+    folder.mkdir(parents=True)
+    (folder / name).mkdir()  # a folder (or, below, junk bytes) where a file could be
+    written = warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", sim_id=[1]))
+    assert warehouse.stored_file("mfn_dataset", "small") == written
+    (folder / name).rmdir()
+    (folder / name).write_bytes(b"junk")
+    skipped = " ".join(storage.view_files(warehouse.root).skipped)
+    assert name in skipped
+    # A rebuild is what every message says to do, and it repairs the partition.
+    repaired = warehouse.write("mfn_dataset", "small", contract_frame("mfn_dataset", sim_id=[2]))
+    assert warehouse.stored_file("mfn_dataset", "small") == repaired
+    assert warehouse.read("mfn_dataset", "small")["sim_id"].to_list() == [2]
 
 
 def test_a_partition_of_the_earlier_layout_is_read_until_a_build_replaces_it(
@@ -186,11 +243,13 @@ def test_unreadable_partition_names_the_file_and_the_fix(warehouse: Warehouse) -
 def test_a_failing_file_system_is_not_called_a_damaged_file(warehouse: Warehouse) -> None:
     # The OS refusing to read is not a damaged file: rebuilding would be the wrong fix,
     # and the error stays an OSError, which the build's retry policy retries.
-    path = Path(warehouse.write("mfn_dataset", "small", pl.DataFrame({"x": [1.0]})).path)
-    path.unlink()
-    path.mkdir()
-    with pytest.raises(IsADirectoryError):
-        warehouse.read("mfn_dataset", "small")
+    # (A listing passes over a folder named like a file, so the reader is given one.)
+    path = warehouse.write("mfn_dataset", "small", pl.DataFrame({"x": [1.0]}))
+    Path(path.path).unlink()
+    Path(path.path).mkdir()
+    for read in (storage._decoded, lambda *args: list(storage._decoded_batches(*args))):
+        with pytest.raises(IsADirectoryError):
+            read(path, None, "rebuild")
 
 
 def test_a_leftover_the_cleanup_cannot_remove_does_not_fail_the_write(
