@@ -51,19 +51,22 @@ test: $(STAMP) system-packages lint
 	$(BIN)/python -m pytest -m "not slow"
 	$(BIN)/python -m pytest -m slow
 
-## coverage: line coverage of mfn_core from its fast tests, the kernels run as plain Python
+## coverage: line coverage of mfn_core and mfn_pipeline from the fast tests, kernels run as Python
 # numba's JIT off (as stumpy measures) lets coverage see inside the kernels; they then
-# run hundreds of times slower, so the cases that sweep many runs, and the one timed
-# against compiled speed, stay out with the slow ones (the cache test among them).
+# run hundreds of times slower, so the core cases that sweep many runs, and the one timed
+# against compiled speed, stay out with the slow ones (the cache test among them). The
+# pipeline's code is plain Python either way: its tests keep the JIT and its builds' speed.
 COVERAGE_SLOW_CASES := \
   tests/mfn_core/test_sweep.py::test_one_row_per_run_in_order \
   tests/mfn_core/test_sweep.py::test_worker_count_does_not_change_results \
   tests/mfn_core/test_sweep.py::test_row_equals_a_lone_run_of_the_same_parameters \
   tests/mfn_core/test_sweep.py::test_a_streamed_sweep_holds_a_bounded_number_of_fields_however_many_runs \
   tests/mfn_core/test_sweep.py::test_a_hung_run_cannot_hold_the_sweep_past_its_time_limit
-coverage: $(STAMP)
+coverage: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	NUMBA_DISABLE_JIT=1 $(BIN)/python -m pytest -m "not slow" -p no:cacheprovider \
-	  --cov --cov-report=term-missing $(addprefix --deselect ,$(COVERAGE_SLOW_CASES)) tests/mfn_core
+	  --cov --cov-report= $(addprefix --deselect ,$(COVERAGE_SLOW_CASES)) tests/mfn_core
+	$(BIN)/python -m pytest -m "not slow" -p no:cacheprovider \
+	  --cov --cov-append --cov-report=term-missing tests/mfn_pipeline
 
 lint: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ruff check .
