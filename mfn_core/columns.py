@@ -8,8 +8,9 @@ from :data:`mfn_core.params.PARAM_SPECS` and feature columns from
 feature only its unit, meaning and bounds in ``_FEATURE_DOCS`` (docs/model.md sections
 3 to 8 explain each column).
 
-Units: the ``field`` column is in volts, every ``V_*`` and ``dV_*`` feature (and every
-other value derived from field values) is in millivolts.
+Units: the ``field`` column is in volts; every ``V_*`` and ``dV_*`` feature, the
+trace's potentials and energies, and the thresholds of the structure features are in
+millivolts; dimensions, fractions and counts have no unit. Each column says its own.
 """
 
 from __future__ import annotations
@@ -168,8 +169,8 @@ _FEATURE_DOCS: dict[str, tuple[str, str, tuple[float, float] | None]] = {
     ),
     "T_stable": (
         "steps",
-        "First step of the first 10 consecutive steps whose change has a std under "
-        "0.001 mV; the step count if there are none.",
+        "The frame after which the change of the field has a std under 0.001 mV for 10 "
+        "steps in a row (the first such frame); the step count if there is none.",
         None,
     ),
     "E_trend": (
