@@ -491,6 +491,19 @@ def arrow_schema(table: str) -> pa.Schema:
     return pa.schema(fields, metadata={b"table": table.encode()})
 
 
+def described(schema: pa.Schema, table: str) -> pa.Schema:
+    """``schema`` with each of ``table``'s columns carrying its description and unit
+    (as :func:`arrow_schema` gives them); other columns and every type are kept."""
+    documented = arrow_schema(table)
+    fields = [
+        field.with_metadata(documented.field(field.name).metadata)
+        if field.name in documented.names
+        else field
+        for field in schema
+    ]
+    return pa.schema(fields, metadata=documented.metadata)
+
+
 def columns_markdown() -> str:
     """docs/columns.md: a table per stored table with every column's type, unit,
     allowed values, nulls and meaning."""

@@ -272,7 +272,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     preset = args.preset
     fmt = _output_format(args.format, args.out)
     frame = _stored(preset, "mfn_dataset")
-    _emit(frame, fmt, args.out, out)
+    _emit(frame, fmt, args.out, out, documented="mfn_dataset")
     out.write(f"{args.out}: {frame.height} rows x {frame.width} columns of {preset}\n")
     return EXIT_OK
 
@@ -412,15 +412,24 @@ def _emit(
     target: Path | None,
     out: TextIO,
     max_rows: int | None = None,
+    documented: str | None = None,
 ) -> None:
-    """Rows to the terminal (at most ``max_rows``) or, streamed in batches, to ``target``."""
+    """Rows to the terminal (at most ``max_rows``) or, streamed in batches, to ``target``.
+
+    A Parquet file gets the descriptions and units of the columns of the table
+    ``documented`` names.
+    """
     if isinstance(rows, pl.DataFrame):
         # A stored partition, not a query: written the same way, with no time limit.
         with catalog.Session({"frame": rows.to_arrow()}, catalog.Limits(timeout_s=None)) as s:
-            _emit(s.execute("SELECT * FROM frame"), fmt, target, out, max_rows)
+            _emit(s.execute("SELECT * FROM frame"), fmt, target, out, max_rows, documented)
         return
     schema, batches = rows.stream(_FORMS[fmt])
     if target is not None:
+        if documented is not None and fmt == "parquet":
+            from mfn_core.columns import described  # noqa: PLC0415
+
+            schema = described(schema, documented)
         _write_file(schema, batches, fmt, target)
         return
     shown: list[pa.RecordBatch] = []

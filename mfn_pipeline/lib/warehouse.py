@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from mfn_core.columns import arrow_schema
+from mfn_core.columns import described
 from mfn_core.contracts import SCHEMAS
 from mfn_core.presets import NAME_PATTERN
 
@@ -257,20 +257,10 @@ class Warehouse:
 
 
 def _described(frame: pl.DataFrame, table: str) -> pa.Table:
-    """``frame`` as Arrow, each contract column carrying its description and unit.
-
-    Users reading a file with any Parquet tool see what each column means; columns
-    the contract does not know (none, once a frame is enforced) are kept as they are.
-    """
+    """``frame`` as Arrow, each contract column carrying its description and unit, so
+    users reading a file with any Parquet tool see what each column means."""
     arrow = frame.to_arrow()
-    documented = arrow_schema(table)
-    fields = [
-        field.with_metadata(documented.field(field.name).metadata)
-        if field.name in documented.names
-        else field
-        for field in arrow.schema
-    ]
-    return arrow.cast(pa.schema(fields, metadata=documented.metadata))
+    return arrow.cast(described(arrow.schema, table))
 
 
 def _parquet_of(frame: pl.DataFrame, table: str) -> FileWriter:

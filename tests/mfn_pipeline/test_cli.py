@@ -20,6 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from mfn_core.presets import preset_json_schema
@@ -228,6 +229,10 @@ def test_export_writes_the_dataset(built: Environment, tmp_path: Path, fmt: str)
     frame = pl.read_parquet(target) if fmt == "parquet" else pl.read_csv(target)
     assert frame.height == 10
     assert "D_box_rel" in frame.columns
+    if fmt == "parquet":  # the file says what each column means, as the warehouse's do
+        schema = pq.read_schema(target)
+        assert schema.field("V_mean").metadata[b"unit"] == b"mV"
+        assert all(schema.field(name).metadata[b"description"] for name in schema.names)
 
 
 def test_unknown_preset_is_a_usage_error_listing_the_known_ones(
