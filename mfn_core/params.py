@@ -241,7 +241,7 @@ def describe_all(
     describe_one: Callable[[ErrorDetails], str],
     required: Callable[[tuple[int | str, ...]], Sequence[str]] = lambda parent: (),
     more_problems: Sequence[str] = (),
-    limit: int = 8,
+    limit: int = 100,
 ) -> str:
     """Every problem of a ValidationError (and ``more_problems``) as one line: the first
     ``limit`` of them and a count.

@@ -402,3 +402,19 @@ def test_the_schema_refuses_what_the_loader_refuses(tmp_path: Path, change: dict
         load_preset(write(tmp_path, document))
     validator = jsonschema.Draft202012Validator(preset_json_schema())
     assert list(validator.iter_errors(document)) != []
+
+
+def test_a_preset_with_many_mistakes_lists_every_one_in_one_message(tmp_path: Path) -> None:
+    text = SMALL.replace("steps: 50", "steps: -5").replace("grid_size: 32", "grid_size: big")
+    text += "".join(f"colour_{k}: red\n" for k in range(15))
+    path = tmp_path / "small.yaml"
+    path.write_text(text)
+    with pytest.raises(PresetError) as refused:
+        load_preset(path)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "17 problems" in message
+    assert all(f"{k}) " in message for k in range(1, 18))
+    assert "more" not in message
+    assert "steps = -5 is out of range" in message
+    assert "unknown field 'colour_14'" in message
