@@ -374,18 +374,24 @@ def check_preset(path: Path, preset: Preset, environment: Environment) -> None:
     One ConfigError naming the file; the caller turns it into this preset's problem
     alone. Each check of a preset against the environment belongs here.
     """
+    problems = []
     if preset.name != path.stem:
-        raise ConfigError(
-            f"{path}: name = {preset.name!r} differs from the file name; "
+        problems.append(
+            f"name = {preset.name!r} differs from the file name; "
             f"allowed: {path.stem!r} (the name is the partition key)"
         )
     for key in PRESET_LIMIT_KEYS:
         value, limit = getattr(preset, key), getattr(environment.limits, key)
         if value > limit:
-            raise ConfigError(
-                f"{path}: {key} = {value} exceeds the {environment.name} environment's "
-                f"limit; allowed: at most {limit}"
+            problems.append(
+                f"{key} = {value} exceeds the {environment.name} environment's limit; "
+                f"allowed: at most {limit}"
             )
+    if len(problems) > 1:
+        listed = " ".join(f"{k}) {problem}" for k, problem in enumerate(problems, 1))
+        raise ConfigError(f"{path}: {len(problems)} problems: {listed}")
+    if problems:
+        raise ConfigError(f"{path}: {problems[0]}")
     check_budget(path, preset, environment)
 
 

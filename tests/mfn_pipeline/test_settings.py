@@ -116,6 +116,17 @@ def test_limit_of_the_environment_is_enforced(configs: Path) -> None:
     assert re.search(r"grid_size = 512 exceeds the prod .*at most 256", problem.message)
 
 
+def test_every_limit_a_preset_exceeds_is_named_at_once(configs: Path) -> None:
+    _edit(configs / "presets/small.yaml", "grid_size: 32", "grid_size: 512")
+    _edit(configs / "presets/small.yaml", "num_samples: 10", "num_samples: 999999")
+    _edit(configs / "presets/small.yaml", "name: small", "name: smol")
+    problem = load_settings(configs, "prod").problem_of("small")
+    assert problem is not None
+    assert "3 problems" in problem.message
+    for part in ("name = 'smol' differs", "grid_size = 512 exceeds", "num_samples = 999999"):
+        assert part in problem.message
+
+
 def test_a_file_name_that_is_no_partition_key_is_a_problem_but_no_partition(
     configs: Path,
 ) -> None:
