@@ -183,14 +183,16 @@ def shown(value: object) -> str:
     return _SHORT.repr(value)
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the known name nearest to ``name``, or nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def unknown_names(names: Iterable[object], known: Iterable[str]) -> str:
     """A message listing unknown names, with the nearest known name for each."""
     known = list(known)
-    parts = []
-    for name in sorted(map(str, names)):
-        close = difflib.get_close_matches(name, known, n=1)
-        parts.append(shown(name) + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return ", ".join(parts)
+    return ", ".join(shown(name) + did_you_mean(name, known) for name in sorted(map(str, names)))
 
 
 def error_path(loc: Sequence[int | str]) -> str:
@@ -220,7 +222,7 @@ def describe(
         names = known(loc[:-1])
         where = error_path(loc[:-1])
         return (
-            f"{unknown} {where + '.' if where else ''}{unknown_names([loc[-1]], names)}; "
+            f"{unknown} {unknown_names([loc[-1]], names)}{' in ' + where if where else ''}; "
             f"allowed: {', '.join(names)}"
         )
     if kind == VALUE_ERROR:

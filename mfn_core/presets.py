@@ -48,6 +48,7 @@ from mfn_core.params import (
     SimParams,
     describe,
     describe_all,
+    did_you_mean,
     integer,
     is_finite_number,
     mapping_check,
@@ -55,7 +56,6 @@ from mfn_core.params import (
     refusal,
     required_fields,
     shown,
-    unknown_names,
 )
 from mfn_core.yaml_files import read_yaml
 
@@ -116,10 +116,10 @@ def _column(columns: tuple[str, ...], kind: str) -> Callable[[object], str]:
         if value not in columns:
             raise PydanticCustomError(
                 RULE_ERROR,
-                "is not {kind} column ({near}); allowed: {allowed}",
+                "is not {kind} column{near}; allowed: {allowed}",
                 {
                     "kind": kind,
-                    "near": unknown_names([value], columns),
+                    "near": did_you_mean(str(value), columns),
                     "allowed": ", ".join(columns),
                 },
             )
@@ -204,7 +204,7 @@ class Expectations:
 
     ranges: Annotated[
         Mapping[
-            Annotated[str, BeforeValidator(_column(EXPECTABLE_COLUMNS, "a data set"))],
+            Annotated[str, BeforeValidator(_column(EXPECTABLE_COLUMNS, "a numeric data set"))],
             Annotated[tuple[float, float], BeforeValidator(_bounds)],
         ],
         BeforeValidator(mapping_check("column -> [low, high]")),
@@ -464,8 +464,8 @@ def _describe(error: ErrorDetails) -> str:
     loc = tuple(error["loc"])
     if error["type"] == "extra_forbidden" and len(loc) == 2 and loc[0] in ("sweep", "params"):
         return (
-            f"{loc[0]}.{loc[1]} is not a model parameter that can be set here "
-            f"({unknown_names([loc[1]], SWEEPABLE)}); allowed: {', '.join(SWEEPABLE)} "
+            f"{loc[0]}.{loc[1]} is not a model parameter that can be set here"
+            f"{did_you_mean(str(loc[1]), SWEEPABLE)}; allowed: {', '.join(SWEEPABLE)} "
             "(grid_size and steps are top-level fields, seeds come from base_seed)"
         )
     if loc and loc[-1] == "[key]":

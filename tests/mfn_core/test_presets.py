@@ -328,9 +328,8 @@ def test_every_problem_of_a_file_is_listed_at_once(tmp_path: Path) -> None:
         "grid_size = 2 is out of range; allowed: an integer in [4, 1024]",
         "unknown field 'colour'",
         "sweep.alpha[1] = 0.3 is out of range; allowed: a number in [0.05, 0.24]",
-        "params.boundry is not a model parameter that can be set here ('boundry' (did you "
-        "mean 'boundary'?))",
-        "expect.ranges.D_bax is not a data set column ('D_bax' (did you mean 'D_box'?))",
+        "params.boundry is not a model parameter that can be set here (did you mean 'boundary'?)",
+        "expect.ranges.D_bax is not a numeric data set column (did you mean 'D_box'?)",
         "expect.max_runtime_s = -1 is invalid; allowed: a finite number > 0",
     ):
         assert fragment in message
