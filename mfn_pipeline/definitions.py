@@ -29,7 +29,10 @@ def build_job(settings: Settings) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         BUILD_JOB,
         selection=dg.AssetSelection.groups(GROUP),
-        description="Build one preset end to end: runs, features, data set, summary, build record.",
+        description=(
+            "Every asset of every preset (runs, features, data set, summary, build record);"
+            " each run builds one preset, its partition: mfn build runs it once per preset."
+        ),
         # Run monitoring (configs/ and deploy/dagster.yaml) stops a whole run that hangs
         # outside the sweep's own limit (say on a stalled object store). Room for the
         # sweep, plus the other steps and their retries. Runs of other jobs get the same
