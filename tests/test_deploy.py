@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import psycopg2
 import pytest
 import yaml
@@ -29,6 +28,7 @@ from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
 from mfn_pipeline.lib.settings import load_settings
+from mfn_pipeline.lib.warehouse import Warehouse
 
 from .servers import answers_server_info, free_port, wait_until_healthy
 
@@ -310,5 +310,6 @@ def test_services_build_a_preset_through_the_daemon_on_postgres(
         assert cursor.fetchall() == [("SUCCESS",)]
         cursor.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", (run_id,))
         assert cursor.fetchone()[0] > 0
-    dataset = pl.read_parquet(tmp_path / "warehouse" / "mfn_dataset" / "small.parquet")
+    warehouse = Warehouse(root=str(tmp_path / "warehouse"), catalog=str(tmp_path / "mfn.duckdb"))
+    dataset = warehouse.read("mfn_dataset", "small")
     assert dataset.height == load_settings().presets["small"].num_samples
