@@ -477,7 +477,7 @@ REBUILD = "it is rebuilt by the next build, or now with: mfn catalog"
 _HELD_ELSEWHERE = "Could not set lock on file"
 _HELD_HERE = "with a different configuration"
 # A held catalog is recognised by its marker's name in the file; a catalog holds
-# only views, so the name lies well within this many bytes.
+# views and one marker row, so the name lies well within this many bytes.
 _MARKER_SCAN_BYTES = 16 * 1024 * 1024
 
 
@@ -622,7 +622,7 @@ def _holds_marker(path: Path) -> bool:
 
 
 # Every DuckDB client from 1.1 on opens a catalog of this storage version; the
-# catalog holds only views, so a newer version would gain nothing.
+# catalog holds views and one marker row, so a newer version would gain nothing.
 CATALOG_STORAGE_VERSION = "v1.1.0"
 # The catalog records which files its views read in this table (mfn_catalog_info).
 _READ_SIGNATURE = f"SELECT signature FROM {MARKER_TABLE}"  # nosec B608 - a constant
