@@ -30,6 +30,10 @@ DPI = 100
 COLORMAP = "viridis"  # perceptually ordered: dark at the field's minimum, yellow at its maximum
 DOT, LINE = "#3b528b", "#21918c"  # shades of the field's colour map, as are the bars
 BARS = ("#3b528b", "#5ec962")
+# A mean line joins the means of y at each x only where x is a swept setting: a few
+# values (two at least, to join), each shared by several runs. Through a continuous x
+# it would zig-zag through every dot.
+MAX_MEAN_LEVELS = 20
 
 
 class FigureError(ValueError):
@@ -88,7 +92,8 @@ def field_figure(field_v: NDArray[np.float64], preset: str, sim_id: int) -> Figu
 def scatter_figure(
     x: NDArray[np.float64], y: NDArray[np.float64], x_label: str, y_label: str, title: str
 ) -> Figure:
-    """Dots of (x, y), one per run, with the mean of y at each distinct x joined by a line."""
+    """Dots of (x, y), one per run, and where x takes a few repeated values (a swept
+    setting), the mean of y at each of them joined by a line."""
     if x.shape != y.shape or x.size == 0:
         raise FigureError(
             f"x and y must be non-empty and equal in length, got {x.size} and {y.size}"
@@ -99,8 +104,9 @@ def scatter_figure(
     axes = figure.add_subplot()
     axes.scatter(x, y, s=18, color=DOT, alpha=0.45, linewidths=0, gid="runs", label="run")
     levels = np.unique(x)
-    means = [float(y[x == level].mean()) for level in levels]
-    axes.plot(levels, means, color=LINE, linewidth=2.5, gid="means", label="mean at each value")
+    if 2 <= levels.size <= MAX_MEAN_LEVELS and 2 * levels.size < x.size:
+        means = [float(y[x == level].mean()) for level in levels]
+        axes.plot(levels, means, color=LINE, linewidth=2.5, gid="means", label="mean at each value")
     axes.set_title(title)
     axes.set_xlabel(x_label)
     axes.set_ylabel(y_label)

@@ -131,6 +131,23 @@ def test_scatter_svg_has_one_dot_per_run_a_mean_line_and_labels() -> None:
     assert {"r_activator", "D_box", "D_box vs r"} <= set(words)
 
 
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.random.default_rng(5).uniform(0.0, 1.0, 12),  # continuous: every value once
+        np.repeat(np.arange(6.0), 2),  # half the runs share a value with another: not a sweep
+        np.full(12, 0.15),  # one value: no line to join
+    ],
+)
+def test_scatter_draws_no_mean_line_unless_x_is_a_sweep(x: NDArray[np.float64]) -> None:
+    y = 1.5 + 2.0 * x
+    svg = figures.render(figures.scatter_figure(x, y, "V_mean", "D_box", "D_box vs V"), "svg")
+    ids = {node.get("id") for node in ElementTree.fromstring(svg).iter(f"{SVG}g")}
+    assert "runs" in ids
+    assert "means" not in ids
+    assert "mean at each value" not in texts(svg)
+
+
 def test_scatter_png_decodes_at_the_figure_size() -> None:
     x, y = scatter_data()
     figure = figures.scatter_figure(x, y, "r_activator", "D_box", "D_box vs r")
