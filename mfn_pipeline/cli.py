@@ -6,8 +6,10 @@ Exit status: 0 success, 1 failure (a build, a query, the configuration), 2 usage
 from __future__ import annotations
 
 import argparse
+import difflib
 import io
 import json
+import logging
 import os
 import shutil
 import sys
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from mfn_pipeline.lib import figures
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + 2  # what a shell reports for a program stopped by SIGINT
 # The formats of an --out file, by its extension; `mfn sql` also prints a table.
 FILE_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
 FORMATS = ("table", *FILE_FORMATS.values())
@@ -110,6 +113,7 @@ class BuildOutcome:
     checks_failed: int
     problems: list[str]
     warnings: list[str]
+    interrupted: bool = False
 
     @classmethod
     def of(cls, preset: str, result: dg.ExecuteInProcessResult) -> BuildOutcome:
@@ -118,9 +122,11 @@ class BuildOutcome:
         problems: list[str] = []
         warnings: list[str] = []
         checks_failed = 0
+        interrupted = False
         for event in result.all_events:
             if event.is_step_failure:
                 data = event.step_failure_data
+                interrupted |= _interrupted(data.error)
                 user = data.user_failure_data
                 reason = (user.description if user else None) or _root_cause(data.error)
                 first_line = (reason or "failed").strip().splitlines()[0]
@@ -139,7 +145,33 @@ class BuildOutcome:
                 checks_failed += 1
                 problems.append(line)
         status = CHECKS_FAILED if checks_failed else BUILT
-        return cls(status if result.success else FAILED, checks_failed, problems, warnings)
+        status = status if result.success else FAILED
+        return cls(status, checks_failed, problems, warnings, interrupted)
+
+
+# How Dagster records a step stopped by Ctrl-C (it turns SIGINT into this error).
+_INTERRUPTIONS = {"DagsterExecutionInterruptedError", "KeyboardInterrupt"}
+
+
+def _interrupted(error: SerializableErrorInfo | None) -> bool:
+    while error is not None:
+        if error.cls_name in _INTERRUPTIONS:
+            return True
+        error = error.cause
+    return False
+
+
+def _logged_warnings(preset: str, instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """What the assets logged at WARNING or above in the run, one line each."""
+    return [
+        f"{preset}: step {entry.step_key}: {entry.user_message.strip().splitlines()[0]}"
+        for entry in instance.all_logs(run_id)
+        if not entry.is_dagster_event
+        and entry.user_message
+        # Dagster stores the level as a number (it accepts names when logging)
+        and isinstance(entry.level, int)
+        and entry.level >= logging.WARNING
+    ]
 
 
 def _root_cause(error: SerializableErrorInfo | None) -> str | None:
@@ -160,7 +192,8 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
     from mfn_pipeline.lib.supervision import STARTED_BY_CLI  # noqa: PLC0415
 
     settings = _settings()
-    names = settings.partitions if args.all else args.presets
+    # Each preset once, in the order named: a second build of it would only repeat the first.
+    names = settings.partitions if args.all else list(dict.fromkeys(args.presets))
     if not names:
         raise UsageError("name at least one preset, or pass --all")
     for name in names:
@@ -172,8 +205,9 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
         os.environ["DAGSTER_HOME"] = str(home)
     # The code location as Dagster would load it, from the settings read here.
     job = definitions_for(settings).resolve_job_def(BUILD_JOB)
-    # The progress bar and summary say what the per-step log lines would.
-    quiet = console_log_config("WARNING")
+    # The progress bar, the summary and the warnings below say what Dagster's console
+    # lines would; a failure's stack stays in the run's record (the UI, by run id).
+    quiet = console_log_config("CRITICAL")
     summary: list[dict[str, object]] = []
     problems: list[str] = []
     warnings: list[str] = []
@@ -192,7 +226,17 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
                     tags=tags,
                 )
             outcome = BuildOutcome.of(name, result)
+            if outcome.interrupted:
+                if summary:
+                    _print_table(pl.DataFrame(summary), out)
+                sys.stderr.write(
+                    f"mfn build: interrupted while building {name}; each of its tables keeps "
+                    "its last complete write, presets built before it are kept and later "
+                    "ones were not started\n"
+                )
+                return EXIT_INTERRUPTED
             problems += outcome.problems
+            warnings += _logged_warnings(name, instance, result.run_id)
             preset = settings.presets.get(name)
             summary.append(
                 {
@@ -319,11 +363,14 @@ def cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
     image_format = _figure_format(args.out)
     preset = args.preset
     dataset = _stored(preset, "mfn_dataset")
+    numeric = [name for name, dtype in dataset.schema.items() if dtype.is_numeric()]
     for column in (args.x, args.y):
-        if column not in dataset.columns:
-            raise UsageError(
-                f"{column!r} is not a data set column; allowed: {', '.join(dataset.columns)}"
-            )
+        if column in numeric:
+            continue
+        what = "is not numeric" if column in dataset.columns else "is not a data set column"
+        close = difflib.get_close_matches(column, numeric, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close and column not in dataset.columns else ""
+        raise UsageError(f"{column!r} {what}; allowed: {', '.join(numeric)}{hint}")
     figure = figures.scatter_figure(
         dataset[args.x].cast(pl.Float64).to_numpy(),
         dataset[args.y].cast(pl.Float64).to_numpy(),
@@ -343,6 +390,9 @@ def _figure_format(target: Path) -> figures.ImageFormat:
     """The image format --out names by its extension, checked before any data is read."""
     from mfn_pipeline.lib import figures  # noqa: PLC0415
 
+    if target.is_dir():
+        allowed = ", ".join(f"name.{name}" for name in figures.FORMATS)
+        raise UsageError(f"--out {target} is a folder; name a file (allowed: {allowed})")
     try:
         return figures.format_of(target)
     except figures.FigureError as exc:
@@ -371,7 +421,14 @@ def _output_format(fmt: str | None, target: Path | None) -> str:
         return fmt or "table"
     named = FILE_FORMATS.get(target.suffix.lower())
     chosen = fmt or named
-    if chosen is None or chosen == "table":
+    if chosen == "table":
+        raise UsageError(
+            f"--format table prints to the terminal only; --out {target} takes "
+            f"{', '.join(FILE_FORMATS.values())}"
+        )
+    if target.is_dir():
+        raise UsageError(f"--out {target} is a folder; name a file (allowed: {_FILE_NAMES})")
+    if chosen is None:
         raise UsageError(
             f"--out {target}: name the file's format by its extension "
             f"({', '.join(FILE_FORMATS)}) or by --format csv, json or parquet"
@@ -385,16 +442,26 @@ def _output_format(fmt: str | None, target: Path | None) -> str:
     return chosen
 
 
-def _check_outside_the_data(target: Path) -> None:
-    """Refuse an --out file in the warehouse or over the catalog: only builds write there.
+_FILE_NAMES = ", ".join(f"name{suffix}" for suffix in FILE_FORMATS)
 
-    A copy of a partition in a table folder would be a stray file there, and one over
-    the catalog would replace it.
+
+def _check_outside_the_data(target: Path) -> None:
+    """Refuse an --out file in the warehouse, over the catalog or in the configuration.
+
+    Only builds write the data: a copy of a partition in a table folder would be a stray
+    file there, and one over the catalog would replace it. The configuration is the
+    user's own, and a preset or environment file written over would be lost.
     """
     from mfn_pipeline.lib.catalog import catalog_files  # noqa: PLC0415
 
-    environment = _settings().environment
+    settings = _settings()
+    environment = settings.environment
     real = Path(os.path.realpath(target))
+    if real.is_relative_to(Path(os.path.realpath(settings.config_dir))):
+        raise UsageError(
+            f"--out {target} lies inside the configuration folder {settings.config_dir}; "
+            "choose a path outside it"
+        )
     if real in catalog_files(Path(os.path.realpath(environment.catalog))):
         raise UsageError(f"--out {target} would replace the catalog {environment.catalog}")
     if "://" not in environment.warehouse:
@@ -559,6 +626,15 @@ def _version() -> str:
         return "mfn (not installed: pip install -e .)"
 
 
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose summary is both its line in ``mfn -h`` and its own -h description."""
+    return commands.add_parser(
+        name, help=summary, description=summary[0].upper() + summary[1:] + "."
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="mfn", description="Build, query and export MFN simulation data sets."
@@ -573,12 +649,10 @@ def parser() -> argparse.ArgumentParser:
         help="what to do; mfn COMMAND -h tells more",
     )
 
-    presets = commands.add_parser("presets", help="list the presets (one per partition)")
+    presets = _command(commands, "presets", "list the presets (one per partition)")
     presets.set_defaults(run=cmd_presets)
 
-    build = commands.add_parser(
-        "build", help="build presets through Dagster (they show up in the UI)"
-    )
+    build = _command(commands, "build", "build presets through Dagster (they show up in the UI)")
     which = build.add_mutually_exclusive_group()
     which.add_argument(
         "presets",
@@ -591,7 +665,7 @@ def parser() -> argparse.ArgumentParser:
     build.set_defaults(run=cmd_build)
 
     file_formats = ", ".join(FILE_FORMATS)
-    sql = commands.add_parser("sql", help="run one read-only SQL query on the catalog")
+    sql = _command(commands, "sql", "run one read-only SQL query on the catalog")
     sql.add_argument("query", help='e.g. "SELECT preset, count(*) FROM dataset GROUP BY 1"')
     sql.add_argument(
         "--format",
@@ -629,12 +703,12 @@ def parser() -> argparse.ArgumentParser:
     )
     sql.set_defaults(run=cmd_sql)
 
-    rebuild = commands.add_parser(
-        "catalog", help="rebuild the DuckDB catalog from the warehouse now and list its views"
+    rebuild = _command(
+        commands, "catalog", "rebuild the DuckDB catalog from the warehouse now and list its views"
     )
     rebuild.set_defaults(run=cmd_catalog)
 
-    export = commands.add_parser("export", help="write a preset's ML-ready data set to a file")
+    export = _command(commands, "export", "write a preset's ML-ready data set to a file")
     export.add_argument("preset", metavar="PRESET", help="a built preset")
     export.add_argument(
         "--out",
@@ -650,13 +724,13 @@ def parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(run=cmd_export)
 
-    schema = commands.add_parser(
-        "schema", help="print the JSON Schema of a preset file, for editors and checks"
+    schema = _command(
+        commands, "schema", "print the JSON Schema of a preset file, for editors and checks"
     )
     schema.set_defaults(run=cmd_schema)
 
-    show = commands.add_parser(
-        "show", help="draw one run's final field (mV, with a colour bar) as PNG or SVG"
+    show = _command(
+        commands, "show", "draw one run's final field (mV, with a colour bar) as PNG or SVG"
     )
     show.add_argument("preset", metavar="PRESET", help="a built preset")
     show.add_argument("sim_id", metavar="SIM_ID", type=int, help="the run to draw")
@@ -668,9 +742,7 @@ def parser() -> argparse.ArgumentParser:
     )
     show.set_defaults(run=cmd_show)
 
-    plot = commands.add_parser(
-        "plot", help="scatter one data set column against another, as PNG or SVG"
-    )
+    plot = _command(commands, "plot", "scatter one data set column against another, as PNG or SVG")
     plot.add_argument("preset", metavar="PRESET", help="a built preset")
     plot.add_argument("x", metavar="X_COLUMN", help="data set column on the horizontal axis")
     plot.add_argument("y", metavar="Y_COLUMN", help="data set column on the vertical axis")

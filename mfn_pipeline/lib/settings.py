@@ -53,6 +53,7 @@ from mfn_pipeline.lib.catalog import inspect_catalog
 from mfn_pipeline.lib.locations import folder_refusal, glob_refusal, nesting_refusal
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG_DIR = PROJECT_ROOT / "configs"
 ENV_VAR, CONFIG_DIR_VAR = "MFN_ENV", "MFN_CONFIG_DIR"
 WAREHOUSE_VAR, CATALOG_VAR = "MFN_WAREHOUSE", "MFN_CATALOG"
 DEFAULT_ENV = "dev"
@@ -187,6 +188,7 @@ class Settings:
     environment: Environment
     presets: Mapping[str, Preset]
     problems: tuple[PresetProblem, ...] = ()
+    config_dir: Path = DEFAULT_CONFIG_DIR  # the folder these were read from
 
     @property
     def partitions(self) -> list[str]:
@@ -200,7 +202,7 @@ class Settings:
 
 def load_settings(config_dir: Path | None = None, env_name: str | None = None) -> Settings:
     """Read and validate the environment file and every preset, or raise ConfigError."""
-    config_dir = Path(config_dir or os.environ.get(CONFIG_DIR_VAR) or PROJECT_ROOT / "configs")
+    config_dir = Path(config_dir or os.environ.get(CONFIG_DIR_VAR) or DEFAULT_CONFIG_DIR)
     env_name = env_name or os.environ.get(ENV_VAR) or DEFAULT_ENV
     if not NAME_PATTERN.fullmatch(env_name):
         raise ConfigError(
@@ -209,7 +211,7 @@ def load_settings(config_dir: Path | None = None, env_name: str | None = None) -
         )
     environment = _load_environment(config_dir / "environments" / f"{env_name}.yaml", env_name)
     presets, problems = _load_presets(config_dir / "presets", environment)
-    return Settings(environment, presets, problems)
+    return Settings(environment, presets, problems, config_dir)
 
 
 def _read_yaml(path: Path) -> Any:

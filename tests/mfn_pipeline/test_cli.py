@@ -10,6 +10,8 @@ import json
 import os
 import pty
 import re
+import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -26,7 +28,7 @@ import pytest
 from mfn_core.presets import preset_json_schema
 from mfn_pipeline import cli
 from mfn_pipeline.defs import assets
-from mfn_pipeline.lib.settings import Environment, Settings
+from mfn_pipeline.lib.settings import Environment, Settings, load_settings
 from mfn_pipeline.lib.supervision import STARTED_BY_CLI, STARTED_BY_TAG
 from mfn_pipeline.lib.warehouse import Warehouse
 
@@ -283,6 +285,88 @@ def test_plot_unknown_column_lists_the_columns(
     assert "'D_bax' is not a data set column; allowed: sim_id" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("column", ["preset", "field_sha256"])
+def test_plot_a_column_that_is_not_numeric_lists_the_numeric_ones(
+    built: Environment, column: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = cli.main(["plot", "small", column, "D_box", "--out", str(tmp_path / "p.png")])
+    assert code == cli.EXIT_USAGE
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"mfn plot: {column!r} is not numeric; allowed: sim_id, ")
+    assert "D_box" in line
+    assert "preset" not in line.split("allowed:")[1]
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_plot_a_misspelt_column_suggests_the_closest(
+    built: Environment, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = cli.main(["plot", "small", "D_bx", "V_mean", "--out", str(tmp_path / "p.svg")])
+    assert code == cli.EXIT_USAGE
+    assert capsys.readouterr().err.rstrip().endswith("did you mean 'D_box'?")
+
+
+def test_build_names_each_preset_once(
+    built_once: tuple[Environment, Path], built: Environment
+) -> None:
+    with dg.DagsterInstance.from_config(str(built_once[1])) as instance:
+        before = len(instance.get_runs())
+    code, text = run(["build", "small", "small"])
+    assert code == cli.EXIT_OK
+    assert sum(" small " in line and "built" in line for line in text.splitlines()) == 1
+    with dg.DagsterInstance.from_config(str(built_once[1])) as instance:
+        assert len(instance.get_runs()) == before + 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "small", "--format", "csv", "--out"],
+        ["sql", "SELECT 1", "--format", "csv", "--out"],
+    ],
+)
+@pytest.mark.parametrize("target", ["presets/small.yaml", "environments/dev.yaml"])
+def test_no_out_file_lands_in_the_configuration(
+    built: Environment,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    args: list[str],
+    target: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A copy of the configuration, so a failure cannot spoil the project's own.
+    shutil.copytree(PROJECT / "configs", tmp_path / "configs")
+    use(built, monkeypatch, load_settings(config_dir=tmp_path / "configs"))
+    before = (tmp_path / "configs" / target).read_bytes()
+    assert cli.main([*args, str(tmp_path / "configs" / target)]) == cli.EXIT_USAGE
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "lies inside the configuration folder" in line
+    assert (tmp_path / "configs" / target).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        (["export", "small", "--format", "csv", "--out", "{dir}"], "name.csv, name.json"),
+        (["sql", "SELECT 1", "--out", "{dir}.csv"], "name.csv, name.json"),
+        (["show", "small", "0", "--out", "{dir}.png"], "name.png, name.svg"),
+        (["plot", "small", "alpha", "D_box", "--out", "{dir}.svg"], "name.png, name.svg"),
+    ],
+)
+def test_an_out_folder_is_refused_as_a_folder(
+    built: Environment,
+    tmp_path: Path,
+    args: list[str],
+    allowed: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [arg.format(dir=tmp_path / "out") for arg in args]
+    Path(args[-1]).mkdir()
+    assert cli.main(args) == cli.EXIT_USAGE
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"--out {args[-1]} is a folder; name a file (allowed: {allowed}" in line
+
+
 @pytest.mark.parametrize("command", ["sql", "export", "show", "plot"])
 def test_no_out_file_lands_in_the_warehouse_or_over_the_catalog(
     built: Environment, command: str
@@ -368,6 +452,32 @@ def test_build_off_a_terminal_writes_plain_progress_lines(tmp_path: Path) -> Non
     assert "┆ built " in done.stdout
 
 
+def test_build_interrupted_says_so_in_one_line(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [*MFN, "build", "small"],
+        env=private_environment(tmp_path),
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stderr is not None
+        shown = []
+        for line in process.stderr:
+            shown.append(line)
+            if line.startswith("small: 1/10 runs"):
+                process.send_signal(signal.SIGINT)
+                break
+        rest, _ = process.communicate()
+    err = "".join(shown) + _
+    assert process.returncode == cli.EXIT_INTERRUPTED, err
+    told = [line for line in err.splitlines() if not line.startswith("small: ")]
+    assert len(told) == 1, err
+    assert told[0].startswith("mfn build: interrupted while building small; ")
+    assert "Traceback" not in err + rest
+    assert "FAILED" not in rest
+
+
 def test_build_on_a_terminal_draws_a_bar_and_fits_the_summary_to_its_width(
     tmp_path: Path,
 ) -> None:
@@ -416,6 +526,7 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def test_every_argument_has_a_description() -> None:
     root = cli.parser()
     for name, parser in {"mfn": root, **subcommands(root)}.items():
+        assert parser.description, f"{name} -h has no description"
         for action in parser._actions:
             assert action.help, f"{name}: {action.option_strings or action.dest} has no help"
     assert set(subcommands(root)) >= {"presets", "build", "sql", "catalog", "export", "schema"}
@@ -488,7 +599,7 @@ def test_a_file_name_without_a_known_extension_takes_format(
         ),
         (
             ["sql", "SELECT 1", "--format", "table", "--out", "{tmp}/one.csv"],
-            "--out {tmp}/one.csv: name the file's format by its extension",
+            "--format table prints to the terminal only; --out {tmp}/one.csv takes csv, json",
         ),
         (
             ["sql", "SELECT 1", "--max-rows", "5", "--out", "{tmp}/one.csv"],
