@@ -1,6 +1,7 @@
 """The ``mfn`` command: list presets, build them through Dagster, query and export the data.
 
-Exit status: 0 success, 1 failure (a build, a query, the configuration), 2 usage.
+Exit status: 0 success, 1 failure (a build, a query, the configuration), 2 usage,
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -767,6 +768,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"mfn {args.command}: {exc}\n")
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write(f"mfn {args.command}: interrupted\n")
+        return EXIT_INTERRUPTED
     except (
         ConfigError,
         QueryRefusedError,
