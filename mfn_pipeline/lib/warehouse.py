@@ -247,10 +247,11 @@ class Warehouse:
 
     def read_previous(self, table: str, partition: str) -> pl.DataFrame | None:
         """The stored partition, or None when there is none yet or it is unreadable."""
-        if not _generations(self.partition_folder(table, partition)):
+        current = _generations(self.partition_folder(table, partition))
+        if not current:
             return None
         try:
-            return self.read(table, partition)
+            return _decoded(current[-1], None, rebuild_hint(partition))
         except WarehouseError as exc:
             logger.warning("cannot compare with the previous %s/%s: %s", table, partition, exc)
             return None
@@ -617,7 +618,7 @@ def _candidates(folder: UPath, records: bool) -> Iterator[tuple[UPath, str | Non
     for entry in sorted(folder.iterdir()):
         if entry.is_dir():
             preset_ok = NAME_PATTERN.fullmatch(entry.name) is not None
-            current = None if records else next(reversed(_generations(entry)), None)
+            generations: list[UPath] = []  # in name order: the last is the current one
             for file in sorted(entry.iterdir()):
                 if not file.name.endswith(SUFFIX):
                     continue
@@ -627,8 +628,12 @@ def _candidates(folder: UPath, records: bool) -> Iterator[tuple[UPath, str | Non
                     yield file, f"not named {shape}; {_MOVE_AWAY}"
                 elif not file.is_file():
                     yield file, f"not a file; {_MOVE_AWAY}"
-                elif records or file == current:
+                elif records:
                     yield file, None
+                else:
+                    generations.append(file)
+            if generations:
+                yield generations[-1], None
         elif entry.name.endswith(SUFFIX):
             name = entry.name[: -len(SUFFIX)]
             if records:
