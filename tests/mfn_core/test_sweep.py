@@ -60,10 +60,9 @@ def test_row_equals_a_lone_run_of_the_same_parameters(medium_two_workers: pl.Dat
     assert row["lyapunov"] == run.metrics.lyapunov
 
 
-def test_failing_run_is_a_row_and_the_others_finish(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    preset = load_preset(PRESETS / "small.yaml")
+@pytest.fixture
+def seed_45_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run with seed 45 (small's sim_id 3) raises SimulationError; the others run."""
 
     def fail_on_seed_45(params: SimParams) -> Run:
         if params.seed == 45:
@@ -71,6 +70,11 @@ def test_failing_run_is_a_row_and_the_others_finish(
         return simulate(params)
 
     monkeypatch.setattr(sweep_module, "simulate", fail_on_seed_45)
+
+
+@pytest.mark.usefixtures("seed_45_fails")
+def test_failing_run_is_a_row_and_the_others_finish() -> None:
+    preset = load_preset(PRESETS / "small.yaml")
     seen: list[tuple[int, int]] = []
     df = run_sweep(preset, workers=2, progress=lambda done, total: seen.append((done, total)))
     failed = df.filter(pl.col("status") == "failed")
@@ -81,19 +85,11 @@ def test_failing_run_is_a_row_and_the_others_finish(
     assert seen == [(k, 10) for k in range(1, 11)]
 
 
-def test_the_sweep_and_its_tables_meet_the_columns_and_contracts(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.mark.usefixtures("seed_45_fails")
+def test_the_sweep_and_its_tables_meet_the_columns_and_contracts() -> None:
     assert polars_schema(SWEEP) == SWEEP_SCHEMA
     assert polars_schema(ARRAYS) == ARRAY_SCHEMA
     preset = load_preset(PRESETS / "small.yaml")
-
-    def fail_on_seed_45(params: SimParams) -> Run:
-        if params.seed == 45:
-            raise SimulationError("run with seed 45 failed at step 7: V holds NaN or Inf")
-        return simulate(params)
-
-    monkeypatch.setattr(sweep_module, "simulate", fail_on_seed_45)
     sweep = run_sweep(preset, workers=2, keep_arrays=True)
     assert sweep.schema == pl.Schema({**SWEEP_SCHEMA, **ARRAY_SCHEMA})
     runs = enforce(SCHEMAS["simulation_runs"], runs_table(sweep))

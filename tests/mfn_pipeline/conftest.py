@@ -17,10 +17,20 @@ import pytest
 
 from mfn_core.contracts import SCHEMAS
 from mfn_pipeline.definitions import definitions_for
+from mfn_pipeline.defs import checks
 from mfn_pipeline.lib.settings import Environment, Settings, load_settings
 from mfn_pipeline.lib.warehouse import Warehouse
 
 PROJECT = Path(__file__).parents[2]
+# Every check of a build, as "asset.check" in the order the build runs them.
+EVERY_CHECK = [
+    f"simulation_runs.{checks.ROW_COUNT_CHECK}",
+    f"simulation_runs.{checks.CEILINGS_CHECK}",
+    f"simulation_runs.{checks.CORE_SANITY_CHECK}",
+    f"fractal_features.{checks.DEGENERATE_CHECK}",
+    f"mfn_dataset.{checks.EXPECTED_RANGES_CHECK}",
+    f"preset_summary.{checks.DRIFT_CHECK}",
+]
 
 
 @functools.cache

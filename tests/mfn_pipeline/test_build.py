@@ -18,7 +18,7 @@ from mfn_pipeline.defs.assets import failed_build_record
 from mfn_pipeline.lib.settings import Environment
 from mfn_pipeline.lib.warehouse import VIEWS, Warehouse
 
-from .conftest import build, catalog_connection, placed, project_settings
+from .conftest import EVERY_CHECK, build, catalog_connection, placed, project_settings
 
 WHOLE_RUN = ["sim_id", "preset", "seed", "growth_events", "lyapunov", "field_sha256"]
 
@@ -137,14 +137,7 @@ def test_a_build_record_counts_only_what_its_own_run_built(
     assert whole["simulation_s"] > 0
     assert whole["features_s"] > 0
     assert json.loads(whole["check_outcomes"]) == dict.fromkeys(
-        [
-            f"simulation_runs.{checks.ROW_COUNT_CHECK}",
-            f"simulation_runs.{checks.CEILINGS_CHECK}",
-            f"simulation_runs.{checks.CORE_SANITY_CHECK}",
-            f"fractal_features.{checks.DEGENERATE_CHECK}",
-            f"mfn_dataset.{checks.EXPECTED_RANGES_CHECK}",
-            f"preset_summary.{checks.DRIFT_CHECK}",
-        ],
+        EVERY_CHECK,
         "passed",
     )
     # The second run built no table: it measured no step and ran no check.

@@ -13,7 +13,6 @@ import yaml
 
 from mfn_core.columns import column_docs
 from mfn_pipeline.definitions import BUILD_JOB, definitions_for, defs
-from mfn_pipeline.defs import checks
 from mfn_pipeline.defs.automation import CPU_POOL, FRESHNESS, NIGHTLY, NIGHTLY_SENSOR, OWNERS
 from mfn_pipeline.defs.resources import run_time_limit_s
 from mfn_pipeline.lib.settings import Environment, PresetProblem, Settings, load_settings
@@ -29,7 +28,7 @@ from mfn_pipeline.lib.supervision import (
 )
 from mfn_pipeline.lib.warehouse import Warehouse
 
-from .conftest import PROJECT, build, placed
+from .conftest import EVERY_CHECK, PROJECT, build, placed
 
 ASSETS = ["builds", "fractal_features", "mfn_dataset", "preset_summary", "simulation_runs"]
 KINDS = {"dagster/kind/python": "", "dagster/kind/parquet": ""}
@@ -52,16 +51,7 @@ def test_definitions_snapshot(repo: dg.RepositoryDefinition) -> None:
     check_keys = sorted(
         f"{key.asset_key.to_user_string()}.{key.name}" for key in graph.asset_check_keys
     )
-    assert check_keys == sorted(
-        [
-            f"simulation_runs.{checks.ROW_COUNT_CHECK}",
-            f"simulation_runs.{checks.CEILINGS_CHECK}",
-            f"simulation_runs.{checks.CORE_SANITY_CHECK}",
-            f"fractal_features.{checks.DEGENERATE_CHECK}",
-            f"mfn_dataset.{checks.EXPECTED_RANGES_CHECK}",
-            f"preset_summary.{checks.DRIFT_CHECK}",
-        ]
-    )
+    assert check_keys == sorted(EVERY_CHECK)
     jobs = sorted(job.name for job in repo.get_all_jobs() if not job.name.startswith("__"))
     assert jobs == [BUILD_JOB]
     assert repo.schedule_defs == []
